@@ -1,0 +1,48 @@
+# Two commands on a fresh machine (Python 3.11+, no Docker, no system PostgreSQL):
+#   make demo   - venv, locked install, embedded PostgreSQL, migrate, seed, reconcile, reports
+#   make test   - the same set-up, lint, then the whole test suite
+# make stop stops the embedded PostgreSQL; make lock re-resolves requirements.lock.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_LEADS ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint stop lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/cabinet-leads migrate
+	$(BIN)/cabinet-leads seed --leads $(DEMO_LEADS) --seed 42
+	@echo "== limbo distribution (runbook: Consultar Vista Limbo)"
+	@$(BIN)/cabinet-leads limbo
+	@echo "== weekly audit, last 4 weeks (runbook: Consultar Auditoría Semanal)"
+	@$(BIN)/cabinet-leads audit --weeks 4
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint include/sql
+
+test: install lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+stop:
+	@if [ -x $(BIN)/cabinet-leads ]; then $(BIN)/cabinet-leads stop; else echo "nothing installed, nothing to stop"; fi
+
+lock:
+	@$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header
+
+clean: stop
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from cabinet_leads.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Migrations: apply on an empty database, re-apply as a no-op, roll back a failed one whole."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from cabinet_leads import db
+
+from tests.conftest import drop_database, with_dbname
+
+
+@pytest.fixture
+def empty_db(server_url):
+    name = "t_empty_migrate"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    url = with_dbname(server_url, name)
+    yield url
+    drop_database(server_url, url)
+
+
+def test_apply_on_empty_database_then_noop(empty_db):
+    versions = [m.version for m in db.list_migrations()]
+    assert db.migrate(empty_db) == versions
+    assert db.migrate(empty_db) == []
+    with psycopg.connect(empty_db) as conn:
+        recorded = [r[0] for r in conn.execute("select version from ops.schema_migrations order by 1")]
+        assert recorded == versions
+        for view in ("ops.v_cabinet_leads_limbo", "ops.v_cabinet_14d_funnel_audit_weekly"):
+            assert conn.execute("select to_regclass(%s)", (view,)).fetchone()[0] is not None
+
+
+def test_failed_migration_rolls_back_whole(empty_db, tmp_path):
+    (tmp_path / "V001__ok.sql").write_text("create table public.first_ok (id int);")
+    (tmp_path / "V002__broken.sql").write_text(
+        "create table public.half_done (id int);\ninsert into public.half_done values (1);\nselect nope from nowhere;"
+    )
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        db.migrate(empty_db, directory=tmp_path)
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("select to_regclass('public.first_ok')").fetchone()[0] is not None
+        assert conn.execute("select to_regclass('public.half_done')").fetchone()[0] is None
+        assert [r[0] for r in conn.execute("select version from ops.schema_migrations")] == ["001"]
+    (tmp_path / "V002__broken.sql").write_text("create table public.half_done (id int);")
+    assert db.migrate(empty_db, directory=tmp_path) == ["002"]
+
+
+def test_changed_applied_migration_is_refused(empty_db, tmp_path):
+    path = tmp_path / "V001__one.sql"
+    path.write_text("create table public.one (id int);")
+    db.migrate(empty_db, directory=tmp_path)
+    path.write_text("create table public.one (id bigint);")
+    with pytest.raises(db.DatabaseError, match="changed after it was applied"):
+        db.migrate(empty_db, directory=tmp_path)
+
+
+def test_c0_constraints_are_in_the_database(pg):
+    pg.execute("insert into canon.identity_registry (person_key) values (1), (2)")
+    pg.execute(
+        "insert into canon.person_keys (key_type, key_value, person_key, source_table, source_pk) "
+        "values ('PHONE', '+51987654321', 1, 'drivers', 'D1'), ('DOC', 'DNI:12345678', 1, 'drivers', 'D1')"
+    )
+    # C0.2: a strong key value belongs to at most one person.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pg.execute(
+            "insert into canon.person_keys (key_type, key_value, person_key, source_table, source_pk) "
+            "values ('PHONE', '+51987654321', 2, 'drivers', 'D2')"
+        )
+    # A person has at most one DOC.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pg.execute(
+            "insert into canon.person_keys (key_type, key_value, person_key, source_table, source_pk) "
+            "values ('DOC', 'DNI:87654321', 1, 'drivers', 'D3')"
+        )
+    link = (
+        "insert into canon.identity_links (source_table, source_pk, person_key, match_rule, evidence) "
+        "values ('drivers', 'D1', %s, 'TEST', '{}')"
+    )
+    pg.execute(link, (1,))
+    # C0.1: one link per record, and the job can neither rewrite nor delete it.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pg.execute(link, (2,))
+    with pytest.raises(psycopg.errors.RaiseException, match="C0.1"):
+        pg.execute("update canon.identity_links set person_key = 2")
+    with pytest.raises(psycopg.errors.RaiseException, match="C0.1"):
+        pg.execute("delete from canon.identity_links")
+    # ...unless it is a declared manual action, which is audited.
+    with pg.transaction():
+        pg.execute("set local cabinet_leads.manual_action = 'OPS-1: wrong merge split by hand'")
+        pg.execute("delete from canon.identity_links where source_pk = 'D1'")
+    audit = pg.execute("select operation, reason, old_row->>'source_pk' from canon.identity_link_audit").fetchall()
+    assert audit == [("DELETE", "OPS-1: wrong merge split by hand", "D1")]
