@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 DEMO_LEADS ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint stop lock clean
+.PHONY: install demo bench test lint stop lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,19 @@ install: $(STAMP)
 demo: install
 	$(BIN)/cabinet-leads migrate
 	$(BIN)/cabinet-leads seed --leads $(DEMO_LEADS) --seed 42
-	@echo "== limbo distribution (runbook: Consultar Vista Limbo)"
+	@echo "== BEFORE: limbo distribution (runbook: Consultar Vista Limbo)"
 	@$(BIN)/cabinet-leads limbo
-	@echo "== weekly audit, last 4 weeks (runbook: Consultar Auditoría Semanal)"
+	@echo "== BEFORE: weekly audit, last 4 weeks (runbook: Consultar Auditoría Semanal)"
 	@$(BIN)/cabinet-leads audit --weeks 4
+	@echo "== reconcile (runbook: run_reconcile, recent 30 days + limbo backlog)"
+	@$(BIN)/cabinet-leads reconcile
+	@echo "== AFTER: limbo distribution"
+	@$(BIN)/cabinet-leads limbo
+	@echo "== AFTER: weekly audit, last 4 weeks"
+	@$(BIN)/cabinet-leads audit --weeks 4
+
+bench: install
+	$(BIN)/python bench/reconcile_bench.py --leads $(or $(LEADS),100000)
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import sqlalchemy as sa
+
 from cabinet_leads import db
 
 TEMPLATE = "cabinet_leads_test_template"

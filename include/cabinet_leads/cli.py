@@ -28,6 +28,47 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
 
+class NotFound(Exception):
+    """The thing asked for does not exist: one line, exit 1."""
+
+
+def _duration(value: str) -> int:
+    """'2h', '90m', '45s' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    try:
+        if text and text[-1] in units:
+            seconds = int(float(text[:-1]) * units[text[-1]])
+        else:
+            seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 2h, 90m or 3600, got {value!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def _bool(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _stages(value: str) -> str:
+    from cabinet_leads.funnel import LIMBO_STAGES
+
+    stages = [s.strip().upper() for s in value.split(",") if s.strip()]
+    bad = [s for s in stages if s not in LIMBO_STAGES]
+    if not stages or bad:
+        raise argparse.ArgumentTypeError(
+            f"limbo stages must be a comma-separated list of {','.join(LIMBO_STAGES)}, got {value!r}"
+        )
+    return value
+
+
 def _emit(args: argparse.Namespace, data, text: str) -> None:
     if args.json:
         print(json.dumps(data, default=str, indent=2, sort_keys=False))
@@ -72,6 +113,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     url = db.database_url()
     db.migrate(url)
     summary = synthetic.seed(url, leads=args.leads, seed=args.seed, anchor=args.anchor, days=args.days)
+    db.reset_derived(url)  # the source data was replaced: old links would point at other people
     text = (
         f"seeded {summary.leads} leads, {summary.drivers} drivers ({summary.persons} true persons), "
         f"{summary.trip_rows} daily trip rows, {summary.claims} claims in {summary.seconds:.1f} s"
@@ -94,6 +136,61 @@ def cmd_audit(args: argparse.Namespace) -> int:
         rows = funnel.weekly_audit(conn, weeks=args.weeks)
     _emit(args, rows, funnel.format_audit(rows))
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline
+
+    stages = [s.strip().upper() for s in args.limbo_stages.split(",") if s.strip()]
+    engine = db.make_engine()
+    pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli")
+    stats = pipeline.run_reconcile(
+        process_recent=args.process_recent,
+        recent_days=args.recent_days,
+        process_limbo=args.process_limbo,
+        limbo_stages=stages,
+        dry_run=args.dry_run,
+    )
+    lines = [f"run {stats['run_id']}{' (dry run, rolled back)' if args.dry_run else ''} in {stats['seconds']:.1f} s"]
+    lines += [f"  {k:<22}{stats[k]:>10}" for k in STAT_KEYS]
+    lines += [f"  {k:<22}{stats[k]:>10}" for k in ("new_persons", "drivers_linked", "worklist_opened",
+                                                   "worklist_resolved", "batches")]
+    if "limbo_after" in stats:
+        lines.append("  limbo before -> after: " + ", ".join(
+            f"{s} {stats['limbo_before'][s]}->{stats['limbo_after'][s]}" for s in stats["limbo_after"]))
+    _emit(args, stats, "\n".join(lines))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from cabinet_leads import explain
+
+    with psycopg.connect(db.libpq_url(db.database_url())) as conn:
+        found = explain.explain_lead(conn, args.lead_id)
+    if found is None:
+        raise NotFound(f"no lead with id {args.lead_id}")
+    if args.json:
+        print(explain.to_json(found))
+    else:
+        print(explain.format_explanation(found))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    with psycopg.connect(db.libpq_url(db.database_url())) as conn:
+        row = conn.execute(db.read_sql("reconcile/last_success.sql")).fetchone()
+    if row is None:
+        data = {"healthy": False, "last_success": None, "max_age_seconds": args.max_age}
+        _emit(args, data, "UNHEALTHY: no successful reconcile run recorded")
+        return 1
+    run_id, _started, finished, age = row
+    healthy = age <= args.max_age
+    data = {"healthy": healthy, "run_id": run_id, "last_success": finished, "age_seconds": age,
+            "max_age_seconds": args.max_age}
+    word = "OK" if healthy else "UNHEALTHY"
+    _emit(args, data, f"{word}: last successful run {run_id} finished {age // 60} min ago "
+                      f"(limit {args.max_age // 60} min)")
+    return 0 if healthy else 1
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -135,12 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", parents=[common], help="apply pending schema migrations")
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser("seed", parents=[common], help="fill the source tables with synthetic Peruvian leads")
+    p = sub.add_parser(
+        "seed", parents=[common],
+        help="replace the source tables with synthetic Peruvian leads (and empty the job's derived tables)",
+    )
     p.add_argument("--leads", type=_positive("--leads", 1, 10_000_000), default=5000)
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
     p.add_argument("--anchor", type=_date, default=None, help="last lead date (default: today in Lima)")
     p.add_argument("--days", type=_positive("--days", 1, 3650), default=120, help="days of leads before the anchor")
     p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("reconcile", parents=[common], help="run the job (runbook: run_reconcile)")
+    p.add_argument("--process-recent", type=_bool, default=True, metavar="BOOL", help="reconcile recent leads (default true)")
+    p.add_argument("--recent-days", type=_positive("--recent-days", 1, 365), default=30)
+    p.add_argument("--process-limbo", type=_bool, default=True, metavar="BOOL", help="reconcile the limbo backlog (default true)")
+    p.add_argument("--limbo-stages", type=_stages, default="NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM",
+                   help="comma-separated (default NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM)")
+    p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
+    p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
+    p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("limbo", parents=[common], help="limbo distribution (runbook 'Consultar Vista Limbo')")
     p.add_argument("--recent-days", type=_positive("--recent-days", 1, 365), default=30)
@@ -149,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", parents=[common], help="weekly 14-day funnel audit (runbook 'Auditoría Semanal')")
     p.add_argument("--weeks", type=_positive("--weeks", 1, 520), default=4)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("explain", parents=[common], help="why a lead is in its stage: links, keys, trips, claims")
+    p.add_argument("lead_id", type=_positive("LEAD_ID"), metavar="LEAD_ID")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("health", parents=[common], help="exit 1 when the last successful run is older than --max-age")
+    p.add_argument("--max-age", type=_duration, default=7200, help="e.g. 2h, 90m (default 2h)")
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("url", parents=[common], help="print the database URL in use (starts the embedded server)")
     p.add_argument("--airflow", action="store_true", help="as an Airflow connection URI")
@@ -177,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return args.func(args)
+    except (NotFound, ValueError) as exc:
+        print(f"cabinet-leads: error: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"cabinet-leads: error: {exc}", file=sys.stderr)
         return 2

@@ -163,6 +163,29 @@ def read_sql(relative: str) -> str:
     return (SQL_DIR / relative).read_text(encoding="utf-8")
 
 
+DERIVED_TABLES = (
+    "canon.identity_links",
+    "canon.person_keys",
+    "canon.identity_registry",
+    "canon.identity_unmatched",
+    "canon.record_keys",
+    "ops.lead_state",
+    "ops.milestone_claim_worklist",
+    "ops.limbo_snapshots",
+    "ops.reconcile_runs",
+)
+
+
+def reset_derived(url: str) -> None:
+    """Empty everything the job derived (for `seed`, which replaces the source data wholesale).
+
+    TRUNCATE does not fire the row trigger that guards identity links (C0.1): this is the one
+    deliberate exception, used only together with replacing all source data.
+    """
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute(f"truncate {', '.join(DERIVED_TABLES)} restart identity")
+
+
 # ---------------------------------------------------------------------------- migrations
 
 

@@ -22,7 +22,7 @@ def run_cli(*args: str, database_url: str | None = None, timeout: int = 120) -> 
 def test_help_lists_the_commands():
     res = run_cli("--help")
     assert res.returncode == 0
-    for command in ("migrate", "seed", "limbo", "audit", "stop"):
+    for command in ("migrate", "seed", "reconcile", "limbo", "audit", "explain", "health", "stop"):
         assert f"    {command} " in res.stdout
 
 
@@ -63,3 +63,39 @@ def test_migrate_limbo_audit_json(db_url, pg):
 def test_stop_refuses_when_database_url_is_set(db_url):
     res = run_cli("stop", database_url=db_url)
     assert res.returncode == 2 and "DATABASE_URL is set" in res.stderr
+
+
+def test_reconcile_explain_health(db_url, pg):
+    pg.execute(
+        "insert into public.module_ct_cabinet_leads (id, external_id, lead_created_at, first_name, last_name, phone, "
+        "document_number) values (1, 'a', now() - interval '1 day', 'José', 'Ñáñez Peña', '+51 987 654 321', "
+        "'12345678'), (2, 'b', now() - interval '1 day', 'Ana', 'Ruiz', '12345678', '')"
+    )
+    health = run_cli("health", database_url=db_url)
+    assert health.returncode == 1 and "no successful reconcile run" in health.stdout
+    dry = json.loads(run_cli("reconcile", "--dry-run", "--json", database_url=db_url).stdout)
+    assert dry["newly_linked"] == 1 and dry["still_no_candidates"] == 1
+    assert pg.execute("select count(*) from canon.identity_links").fetchone()[0] == 0
+    res = run_cli("reconcile", "--recent-days", "7", "--limbo-stages", "NO_IDENTITY,NO_DRIVER", database_url=db_url)
+    assert res.returncode == 0, res.stderr
+    assert "newly_linked" in res.stdout and "still_no_candidates" in res.stdout
+    assert pg.execute("select count(*) from canon.identity_links").fetchone()[0] == 1
+    explained = run_cli("explain", "1", database_url=db_url).stdout
+    assert "stage: NO_DRIVER" in explained and "NEW_IDENTITY" in explained and "DNI:12345678" in explained
+    unlinked = run_cli("explain", "2", database_url=db_url).stdout
+    assert "NO_CANDIDATES" in unlinked and "rejected fields" in unlinked
+    assert json.loads(run_cli("explain", "1", "--json", database_url=db_url).stdout)["link"]["match_rule"] == "NEW_IDENTITY"
+    missing = run_cli("explain", "999", database_url=db_url)
+    assert missing.returncode == 1 and missing.stderr.strip() == "cabinet-leads: error: no lead with id 999"
+    assert run_cli("health", "--max-age", "2h", database_url=db_url).returncode == 0
+    pg.execute("update ops.reconcile_runs set finished_at = now() - interval '3 hours'")
+    stale = run_cli("health", "--json", database_url=db_url)
+    assert stale.returncode == 1 and json.loads(stale.stdout)["healthy"] is False
+
+
+@pytest.mark.parametrize(
+    "args", [("reconcile", "--limbo-stages", "OK"), ("reconcile", "--batch-size", "10"), ("health", "--max-age", "soon")]
+)
+def test_reconcile_and_health_reject_bad_values(args):
+    res = run_cli(*args)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr

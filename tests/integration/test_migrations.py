@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from cabinet_leads import db
 
+from cabinet_leads import db
 from tests.conftest import drop_database, with_dbname
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from cabinet_leads import db
 
 RUNBOOK = db.PROJECT_ROOT / "docs" / "runbook-reconcile-cabinet-leads-pipeline.md"

@@ -129,7 +129,8 @@ comment on view ops.v_cabinet_14d_funnel_audit_weekly is
 create view ops.v_cabinet_lead_milestones as
 with
 
-limbo as (
+-- referenced twice: not materialized, so a filter on lead_id reaches the base table
+limbo as not materialized (
     select
         lead_id,
         lead_date,

@@ -1,0 +1,300 @@
+"""Benchmark of ReconcileCabinetLeadsPipeline.run_reconcile on a synthetic data set (figures only).
+
+    .venv/bin/python bench/reconcile_bench.py --leads 100000 [--seed 42] [--batch-size 500] [--keep]
+
+Creates a fresh database ``bench_<N>`` (on the embedded server, or on the server of
+``DATABASE_URL`` with its dbname replaced), migrates it, seeds N leads (in a child process, so the
+seed's memory does not count in the client's peak RSS) and runs three phases, each with a new
+pipeline object on an Engine:
+
+* ``cold``         first run over the freshly seeded data;
+* ``warm``         the same again, nothing new upstream;
+* ``incremental``  after inserting 1% new leads (copies of existing leads with new ids and
+                   external ids, created in the last day before the anchor: repeat sign-ups).
+
+One line per phase: wall time, leads/s (processed leads / wall s), lead batches, median and p95
+time per lead batch (a timing wrapper around the pipeline's ``_identity_batch``), median SQL
+statements per lead batch (``pipeline.statements.per_batch``) and the client process's peak RSS
+(``ru_maxrss``, a running maximum over the process's life). A second line gives the runbook stats
+and a third where the time went (limbo snapshots, carry-forward, driver batches, work selection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+
+import psycopg  # noqa: E402
+
+from cabinet_leads import db  # noqa: E402
+from cabinet_leads.pipeline import LEADS, STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
+
+RUNBOOK_KEYS = STAT_KEYS  # processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    parts = urlsplit(db.libpq_url(url))
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    return db.libpq_url(url) if url else db.start_embedded()
+
+
+def admin_connect(server: str) -> psycopg.Connection:
+    """An autocommit connection for create/drop database: the maintenance database ``postgres``
+    (the project database may be dropped by others meanwhile), else the URL's own database."""
+    try:
+        return psycopg.connect(with_dbname(server, "postgres"), autocommit=True)
+    except psycopg.OperationalError:
+        return psycopg.connect(server, autocommit=True)
+
+
+def recreate_database(server: str, name: str) -> None:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+
+
+def drop_database(server: str, name: str) -> None:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _seed_child(url: str, leads: int, seed: int, anchor: dt.date, out) -> None:
+    from cabinet_leads import synthetic
+
+    summary = synthetic.seed(url, leads=leads, seed=seed, anchor=anchor, truncate=True)
+    out.put(
+        (
+            summary.seconds,
+            summary.persons,
+            summary.drivers,
+            summary.trip_rows,
+            summary.claims,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        )
+    )
+
+
+def seed_in_child(url: str, leads: int, seed: int, anchor: dt.date) -> tuple:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_seed_child, args=(url, leads, seed, anchor, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"seeding failed (exit code {proc.exitcode})")
+    return result
+
+
+def add_new_leads(url: str, fraction: float, seed: int, anchor: dt.datetime) -> int:
+    """Copy ``fraction`` of the existing leads as new leads created in the day before ``anchor``."""
+    with psycopg.connect(url) as conn:
+        total = conn.execute("select count(*) from public.module_ct_cabinet_leads").fetchone()[0]
+        n = max(1, round(total * fraction))
+        cur = conn.execute(
+            """
+            with base as (select coalesce(max(id), 0) as max_id from public.module_ct_cabinet_leads),
+            picked as (
+                select l.*, row_number() over (order by md5(l.id::text || %(salt)s)) as rn
+                from public.module_ct_cabinet_leads as l
+                order by md5(l.id::text || %(salt)s)
+                limit %(n)s
+            ),
+            fresh as (
+                select
+                    base.max_id + p.rn as new_id,
+                    %(anchor)s::timestamptz
+                        - make_interval(secs => 60 + (('x' || substr(md5(p.id::text), 1, 8))::bit(32)::bigint %% 86000))
+                        as created,
+                    p.first_name, p.last_name, p.phone, p.document_number, p.license_number, p.plate,
+                    p.park_id, p.source
+                from picked as p cross join base
+            )
+            insert into public.module_ct_cabinet_leads (id, external_id, lead_created_at, first_name,
+                last_name, phone, document_number, license_number, plate, park_id, source, updated_at)
+            select
+                f.new_id, 'BENCH-' || f.new_id, f.created, f.first_name, f.last_name, f.phone,
+                f.document_number, f.license_number, f.plate, f.park_id, f.source,
+                f.created + interval '2 minutes'
+            from fresh as f
+            order by f.new_id
+            """,
+            {"salt": f"bench-{seed}", "n": n, "anchor": anchor},
+        )
+        inserted = cur.rowcount
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("analyze public.module_ct_cabinet_leads")
+    return inserted
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) so each phase can report its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def vm_hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
+    pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
+    lead_ms: list[float] = []
+    lead_idx: list[int] = []  # positions in statements.per_batch that belong to lead batches
+    driver_ms: list[float] = []
+    parts: dict[str, float] = {}
+
+    orig_batch = pipe._identity_batch
+
+    def timed_batch(conn, table, ids, run_id, anchor_):
+        t0 = time.perf_counter()
+        result = orig_batch(conn, table, ids, run_id, anchor_)
+        ms = (time.perf_counter() - t0) * 1000
+        if table == LEADS:
+            lead_ms.append(ms)
+            lead_idx.append(len(pipe.statements.per_batch) - 1)
+        else:
+            driver_ms.append(ms)
+        return result
+
+    pipe._identity_batch = timed_batch
+
+    def timed(attr: str, label: str) -> None:
+        orig = getattr(pipe, attr)
+
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return orig(*args, **kwargs)
+            finally:
+                key = label(args, kwargs) if callable(label) else label
+                parts[key] = parts.get(key, 0.0) + time.perf_counter() - t0
+
+        setattr(pipe, attr, wrapper)
+
+    timed("snapshot_limbo", lambda a, k: f"snap_{a[2] if len(a) > 2 else k.get('phase')}")
+    timed("carry_forward_unmatched", "carry_fwd")
+    timed("reconcile_drivers", "drivers")
+    timed("select_work_leads", "select")
+
+    hwm_ok = reset_hwm()
+    t0 = time.perf_counter()
+    stats = pipe.run_reconcile(anchor=anchor)
+    wall = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    hwm = vm_hwm_mb() if hwm_ok else None
+
+    per_batch = pipe.statements.per_batch
+    lead_statements = [per_batch[i] for i in lead_idx]
+    processed = stats["processed"]
+    stmt = statistics.median(lead_statements) if lead_statements else 0
+    line = (
+        f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  batches {len(lead_ms)}  "
+        f"batch median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
+        f"statements/batch {stmt:g}  peak RSS {rss_mb:.0f} MB"
+    )
+    if hwm is not None:
+        line += f" (phase {hwm:.0f} MB)"
+    print(line, flush=True)
+    runbook = " ".join(f"{k}={stats[k]}" for k in RUNBOOK_KEYS)
+    extra = " ".join(
+        f"{k}={stats.get(k, 0)}"
+        for k in ("new_persons", "drivers_processed", "drivers_linked", "unmatched_carried_forward", "retries")
+    )
+    print(f"  stats: {runbook} | {extra}", flush=True)
+    batches_s = sum(lead_ms) / 1000
+    other = wall - batches_s - sum(parts.values())
+    drv = f"drivers {parts.get('drivers', 0):.2f} s ({len(driver_ms)} batches)"
+    print(
+        f"  time: lead batches {batches_s:.2f} s  {drv}  select {parts.get('select', 0):.2f} s  "
+        f"carry_fwd {parts.get('carry_fwd', 0):.2f} s  limbo snapshot before {parts.get('snap_before', 0):.2f} s "
+        f"after {parts.get('snap_after', 0):.2f} s  other {other:.2f} s",
+        flush=True,
+    )
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leads", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--anchor-date", type=dt.date.fromisoformat, default=dt.date(2025, 6, 1),
+                    help="seed anchor day (default 2025-06-01, fixed so runs are comparable)")
+    ap.add_argument("--new-fraction", type=float, default=0.01)
+    ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = ap.parse_args(argv)
+
+    admin_url = server_url()
+    name = f"bench_{args.leads}"
+    url = with_dbname(admin_url, name)
+    anchor = dt.datetime.combine(args.anchor_date, dt.time(12, 0), tzinfo=dt.UTC)
+    print(f"# database {name}  leads {args.leads}  seed {args.seed}  batch size {args.batch_size}  "
+          f"anchor {anchor.isoformat()}  load {' '.join(f'{x:.2f}' for x in os.getloadavg())}  "
+          f"cpus {os.cpu_count()}", flush=True)
+
+    recreate_database(admin_url, name)
+    try:
+        t0 = time.perf_counter()
+        db.migrate(url)
+        print(f"migrate {time.perf_counter() - t0:.1f} s", flush=True)
+
+        secs, persons, drivers, trips, claims, child_rss = seed_in_child(url, args.leads, args.seed, args.anchor_date)
+        print(f"seed {secs:.1f} s  leads {args.leads}  persons {persons}  drivers {drivers}  trip rows {trips}  "
+              f"claims {claims}  (seed process peak RSS {child_rss / 1024:.0f} MB)", flush=True)
+
+        engine = db.make_engine(url)
+        try:
+            run_phase("cold", engine, anchor, args.batch_size)
+            run_phase("warm", engine, anchor, args.batch_size)
+            t0 = time.perf_counter()
+            added = add_new_leads(url, args.new_fraction, args.seed, anchor)
+            print(f"added {added} new leads in {time.perf_counter() - t0:.1f} s", flush=True)
+            run_phase("incremental", engine, anchor, args.batch_size)
+        finally:
+            engine.dispose()
+        print(f"# load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept database {name}: {url}")
+        else:
+            drop_database(admin_url, name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Identity matching by the C0 rules (SPEC section 4), as a pure function over one batch.
+
+The database side (pipeline) loads a batch of records with their normalised keys and every
+existing owner of those keys, calls :func:`match_batch`, and writes the decisions back in a
+constant number of statements. Records are decided one after the other in the given order, as
+if processed one at a time, so two records of the same batch that share a new key end up on the
+same new person, and the outcome does not depend on the batch size.
+
+Rules:
+- C0.3 a link needs a strong-key match; keys pointing to more than one person, or a DOC that
+  differs from the candidate's DOC, make the record AMBIGUOUS (no link, no new person).
+  One more conservative case: when the only matching key is a PHONE (relatives share phones)
+  and both given names are present and clearly different, the record is AMBIGUOUS too.
+- C0.4 valid keys and no candidate: a new person (NEW_IDENTITY); no valid key: NO_CANDIDATES.
+- C0.5 a record that links attaches its other (unowned) strong keys to the person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cabinet_leads.normalize import given_names_conflict, name_similarity
+
+KEY_TYPES = ("PHONE", "DOC", "LICENSE")
+
+NO_CANDIDATES = "NO_CANDIDATES"
+AMBIGUOUS = "AMBIGUOUS"
+INVALID_DATA = "INVALID_DATA"
+NEW_IDENTITY = "NEW_IDENTITY"
+
+
+@dataclass
+class Record:
+    """One source record (lead or driver account) with its normalised keys."""
+
+    source_table: str
+    source_pk: str
+    keys: dict[str, str]  # key_type -> normalised value, valid strong keys only
+    name: str = ""
+    given_name: str = ""
+    problems: tuple[str, ...] = ()
+    invalid_reason: str | None = None
+
+
+@dataclass
+class Person:
+    """What the matcher needs to know of an existing person."""
+
+    person_key: int
+    doc: str | None = None
+    name: str = ""
+    given_name: str = ""
+
+
+@dataclass
+class Link:
+    record: Record
+    person_key: int  # negative: a person created in this batch (see new_persons)
+    match_rule: str
+    evidence: dict
+
+
+@dataclass
+class Unmatched:
+    record: Record
+    reason_code: str
+    evidence: dict
+
+
+@dataclass
+class BatchDecisions:
+    links: list[Link] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    new_persons: dict[int, Person] = field(default_factory=dict)  # temporary (negative) key -> person
+    # (key_type, key_value) -> (person_key, record that brought it)
+    attached_keys: dict[tuple[str, str], tuple[int, Record]] = field(default_factory=dict)
+
+
+def match_rule_for(matched: list[str]) -> str:
+    """'MATCH_DOC', 'MATCH_DOC_PHONE', ...: which strong keys matched, in a fixed order."""
+    return "MATCH_" + "_".join(k for k in ("DOC", "PHONE", "LICENSE") if k in matched)
+
+
+def match_batch(
+    records: list[Record],
+    key_owners: dict[tuple[str, str], int],
+    persons: dict[int, Person],
+) -> BatchDecisions:
+    """Decide every record of a batch. ``key_owners`` and ``persons`` are read, never modified."""
+    owners = dict(key_owners)
+    people = dict(persons)
+    out = BatchDecisions()
+    next_temp = -1
+
+    for rec in records:
+        if rec.invalid_reason:
+            out.unmatched.append(Unmatched(rec, INVALID_DATA, {"invalid": rec.invalid_reason, **_keys_evidence(rec)}))
+            continue
+        if not rec.keys:
+            out.unmatched.append(
+                Unmatched(rec, NO_CANDIDATES, {"why": "no valid strong key (PHONE, DOC, LICENSE)", **_keys_evidence(rec)})
+            )
+            continue
+
+        matched: dict[int, list[str]] = {}
+        for key_type, value in rec.keys.items():
+            owner = owners.get((key_type, value))
+            if owner is not None:
+                matched.setdefault(owner, []).append(key_type)
+
+        if not matched:
+            person_key = next_temp
+            next_temp -= 1
+            person = Person(person_key, doc=rec.keys.get("DOC"), name=rec.name, given_name=rec.given_name)
+            people[person_key] = person
+            out.new_persons[person_key] = person
+            for key_type, value in rec.keys.items():
+                owners[(key_type, value)] = person_key
+                out.attached_keys[(key_type, value)] = (person_key, rec)
+            out.links.append(
+                Link(rec, person_key, NEW_IDENTITY, {"rule": NEW_IDENTITY, "new_keys": dict(rec.keys), **_keys_evidence(rec)})
+            )
+            continue
+
+        candidates = [
+            {
+                "person_key": p,
+                "matched_keys": {k: rec.keys[k] for k in kinds},
+                "doc": people[p].doc if p in people else None,
+                "name_similarity": name_similarity(rec.name, people[p].name) if p in people else None,
+            }
+            for p, kinds in sorted(matched.items())
+        ]
+        if len(matched) > 1:
+            out.unmatched.append(
+                Unmatched(rec, AMBIGUOUS, {"why": "strong keys point to more than one person", "candidates": candidates,
+                                           **_keys_evidence(rec)})
+            )
+            continue
+
+        (person_key, kinds), = matched.items()
+        person = people.get(person_key, Person(person_key))
+        doc = rec.keys.get("DOC")
+        if doc and person.doc and doc != person.doc:
+            out.unmatched.append(
+                Unmatched(rec, AMBIGUOUS, {"why": "DOC differs from the candidate person's DOC",
+                                           "conflicting_keys": {"DOC": {"record": doc, "person": person.doc}},
+                                           "candidates": candidates, **_keys_evidence(rec)})
+            )
+            continue
+        if kinds == ["PHONE"] and given_names_conflict(rec.given_name, person.given_name):
+            out.unmatched.append(
+                Unmatched(rec, AMBIGUOUS, {"why": "only the PHONE matches and the given names differ (shared phone?)",
+                                           "conflicting_keys": {"GIVEN_NAME": {"record": rec.given_name,
+                                                                               "person": person.given_name}},
+                                           "candidates": candidates, **_keys_evidence(rec)})
+            )
+            continue
+
+        attached = {}
+        for key_type, value in rec.keys.items():
+            if (key_type, value) not in owners:
+                owners[(key_type, value)] = person_key
+                out.attached_keys[(key_type, value)] = (person_key, rec)
+                attached[key_type] = value
+        if doc and not person.doc:
+            person.doc = doc
+            people[person_key] = person
+        rule = match_rule_for(kinds)
+        out.links.append(
+            Link(rec, person_key, rule, {"rule": rule, "matched_keys": {k: rec.keys[k] for k in kinds},
+                                         "attached_keys": attached, "candidate": candidates[0], **_keys_evidence(rec)})
+        )
+    return out
+
+
+def _keys_evidence(rec: Record) -> dict:
+    ev: dict = {"record_keys": dict(rec.keys)}
+    if rec.problems:
+        ev["problems"] = list(rec.problems)
+    return ev

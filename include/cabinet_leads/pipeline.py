@@ -1,0 +1,667 @@
+"""ReconcileCabinetLeadsPipeline: the runbook's job, set-based and C0-safe.
+
+A run (``run_reconcile``) is: take the run lock, record the run, snapshot the limbo distribution,
+carry yesterday's unmatched records into today's snapshot, link new or changed driver accounts,
+then work through the leads of the run's scope in batches, snapshot again and record the result.
+
+A batch (``reconcile_batch``) is one transaction with a constant number of SQL statements,
+whatever its size: load the records, store keys of changed records (normalised once per change),
+look up every owner of the batch's keys, decide in Python (``identity.match_batch``), write
+persons, keys, links and unmatched outcomes with one statement each, then refresh the funnel
+state and the claim worklist of its leads. Batches serialise their identity writes on a
+transaction-level advisory lock, so parallel batches of one run (Airflow mapped tasks) and
+overlapping runs decide against each other's committed persons; the unique constraints
+(C0.1, C0.2) are the last line, and a batch that still hits one is retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+import sqlalchemy as sa
+import sqlalchemy.exc
+from psycopg.rows import namedtuple_row
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from cabinet_leads import identity
+from cabinet_leads.db import DbLike, raw, read_sql
+from cabinet_leads.funnel import LIMBO_STAGES, STAGES
+from cabinet_leads.normalize import normalize_record
+
+log = logging.getLogger(__name__)
+
+LIMA = zoneinfo.ZoneInfo("America/Lima")
+LEADS = "module_ct_cabinet_leads"
+DRIVERS = "drivers"
+RUN_LOCK_KEY = 0x43414232  # "CAB2": one reconcile run at a time
+IDENTITY_LOCK_KEY = 0x43414233  # "CAB3": identity decisions of concurrent batches serialise
+DEFAULT_BATCH_SIZE = 500
+MAX_FIELD_LENGTH = 500
+BATCH_RETRIES = 3
+
+STAT_KEYS = ("processed", "newly_linked", "newly_driver_mapped", "still_no_candidates", "conflicts", "errors")
+EXTRA_KEYS = (
+    "new_persons",
+    "drivers_processed",
+    "drivers_linked",
+    "driver_conflicts",
+    "worklist_opened",
+    "worklist_resolved",
+    "unmatched_carried_forward",
+    "batches",
+    "retries",
+)
+
+
+class RunLockTimeout(RuntimeError):
+    """Another reconcile run holds the run lock for longer than we were willing to wait."""
+
+
+def empty_stats() -> dict[str, int]:
+    return dict.fromkeys(STAT_KEYS + EXTRA_KEYS, 0)
+
+
+def add_stats(total: dict, part: dict) -> dict:
+    for key, value in part.items():
+        if isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+@dataclass(frozen=True)
+class LeadRange:
+    """A contiguous range of lead ids holding ``leads`` leads that need work (one Airflow task)."""
+
+    lo: int
+    hi: int
+    leads: int
+
+
+@dataclass
+class _Row:
+    source_pk: str
+    updated_at: dt.datetime
+    raw: dict
+    keys: dict | None
+    linked_person_key: int | None
+
+
+@dataclass
+class _Counter:
+    """Counts SQL statements sent through a connection (for the benchmark's statements/batch)."""
+
+    n: int = 0
+    per_batch: list[int] = field(default_factory=list)
+
+
+class ReconcileCabinetLeadsPipeline:
+    """``ReconcileCabinetLeadsPipeline(db).run_reconcile(...)`` as the runbook calls it.
+
+    ``db`` may be a SQLAlchemy ``Session``, ``Connection`` or ``Engine``. Each batch is committed
+    on its own (a Session/Connection handed in is committed after each batch, as the runbook's
+    job did); ``dry_run=True`` runs everything in one transaction and rolls it back.
+    """
+
+    def __init__(
+        self,
+        db: DbLike,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        triggered_by: str = "cli",
+        external_run_id: str | None = None,
+        run_lock_timeout: float = 600.0,
+        statement_timeout_ms: int | None = None,
+    ) -> None:
+        if not isinstance(db, Session | Connection | Engine):
+            raise TypeError(f"db must be a SQLAlchemy Session, Connection or Engine, not {type(db).__name__}")
+        if not 1 <= batch_size <= 100_000:
+            raise ValueError(f"batch_size must be between 1 and 100000, got {batch_size}")
+        self.db = db
+        self.batch_size = batch_size
+        self.triggered_by = triggered_by
+        self.external_run_id = external_run_id
+        self.run_lock_timeout = run_lock_timeout
+        self.statement_timeout_ms = statement_timeout_ms
+        self.statements = _Counter()
+        self._dry_conn: Connection | None = None
+        self._sql_cache: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ connections
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for the whole run (the caller's, or a new one from the Engine)."""
+        target = self.db
+        if isinstance(target, Session):
+            # A Session may hand out a new pooled connection after each commit, which would lose
+            # the run's session-level lock: work on the engine (or connection) it is bound to.
+            if target.in_transaction():
+                target.commit()
+            target = target.get_bind()
+        if isinstance(target, Engine):
+            with target.connect() as conn:
+                yield conn
+        else:
+            yield target
+
+    @contextlib.contextmanager
+    def _tx(self, conn: Connection) -> Iterator[Connection]:
+        """One unit of work: its own transaction, or a savepoint inside a dry run's transaction."""
+        if self._dry_conn is not None:
+            with conn.begin_nested():
+                yield conn
+            return
+        if conn.in_transaction():
+            conn.commit()
+        with conn.begin():
+            self._set_timeouts(conn)
+            yield conn
+
+    def _set_timeouts(self, conn: Connection) -> None:
+        # A batch is idempotent and re-run by the next run, so it need not wait for the WAL flush
+        # (a server crash may lose the last batches, never corrupt them). One statement for both.
+        self._exec(
+            conn,
+            "select set_config('synchronous_commit', 'off', true) as sc, set_config('statement_timeout', %(ms)s, true) as st",
+            {"ms": str(self.statement_timeout_ms or 0)},
+        )
+
+    def _sql(self, name: str) -> str:
+        if name not in self._sql_cache:
+            self._sql_cache[name] = read_sql(f"reconcile/{name}.sql")
+        return self._sql_cache[name]
+
+    def _exec(self, conn: Connection, sql: str, params: dict | None = None) -> psycopg.Cursor:
+        """Run one statement on the driver connection, parameters bound in binary (no text escaping
+        of large arrays); rows come back as named tuples."""
+        self.statements.n += 1
+        cur = raw(conn).cursor(row_factory=namedtuple_row)
+        return cur.execute(sql, params or {}, binary=True)
+
+    def _run_file(self, conn: Connection, name: str, params: dict | None = None):
+        return self._exec(conn, self._sql(name), params)
+
+    # ------------------------------------------------------------------ the runbook API
+
+    def run_reconcile(
+        self,
+        process_recent: bool = True,
+        recent_days: int = 30,
+        process_limbo: bool = True,
+        limbo_stages: Sequence[str] = LIMBO_STAGES,
+        *,
+        anchor: dt.datetime | None = None,
+        dry_run: bool = False,
+        snapshots: bool = True,
+    ) -> dict:
+        """Run the whole job; return the statistics (the runbook's keys and a few more)."""
+        stages = validate_stages(limbo_stages)
+        if not 1 <= int(recent_days) <= 3650:
+            raise ValueError(f"recent_days must be between 1 and 3650, got {recent_days}")
+        anchor = _aware(anchor) if anchor else dt.datetime.now(dt.UTC)
+        params = {
+            "process_recent": bool(process_recent),
+            "recent_days": int(recent_days),
+            "process_limbo": bool(process_limbo),
+            "limbo_stages": list(stages),
+            "anchor": anchor.isoformat(),
+            "batch_size": self.batch_size,
+            "dry_run": dry_run,
+        }
+        started = time.monotonic()
+        with self._connect() as conn, self._run_lock(conn):
+            if dry_run:
+                if conn.in_transaction():
+                    conn.commit()
+                outer = conn.begin()
+                self._dry_conn = conn
+            try:
+                run_id = self.start_run(conn, params, dry_run=dry_run)
+                stats = empty_stats()
+                try:
+                    if snapshots:
+                        stats["limbo_before"] = self.snapshot_limbo(conn, run_id, "before", anchor, recent_days)
+                    stats["unmatched_carried_forward"] = self.carry_forward_unmatched(conn, run_id, anchor)
+                    add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
+                    ids = self.select_work_leads(
+                        conn,
+                        anchor=anchor,
+                        recent_days=recent_days,
+                        process_recent=process_recent,
+                        process_limbo=process_limbo,
+                        limbo_stages=stages,
+                    )
+                    for batch in chunks(ids, self.batch_size):
+                        add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
+                    if snapshots:
+                        stats["limbo_after"] = self.snapshot_limbo(conn, run_id, "after", anchor, recent_days)
+                except BaseException as exc:
+                    if not dry_run:
+                        self.finish_run(conn, run_id, "failed", stats, error=f"{type(exc).__name__}: {exc}")
+                    raise
+                stats["run_id"] = run_id
+                stats["seconds"] = round(time.monotonic() - started, 3)
+                self.finish_run(conn, run_id, "success", stats)
+            finally:
+                if dry_run:
+                    outer.rollback()
+                    self._dry_conn = None
+        log.info("run %s finished: %s", run_id, {k: stats[k] for k in STAT_KEYS})
+        return stats
+
+    # ------------------------------------------------------------------ run records and locks
+
+    @contextlib.contextmanager
+    def _run_lock(self, conn: Connection) -> Iterator[None]:
+        """Session-level advisory lock held for the whole run; waits for a running one to end."""
+        deadline = time.monotonic() + self.run_lock_timeout
+        while True:
+            with self._tx(conn):
+                got = self._exec(conn, "select pg_try_advisory_lock(%(k)s)", {"k": RUN_LOCK_KEY}).fetchone()[0]
+            if got:
+                break
+            if time.monotonic() >= deadline:
+                raise RunLockTimeout(
+                    f"another reconcile run has held the run lock for over {self.run_lock_timeout:.0f} s"
+                )
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, psycopg.Error):
+                if conn.in_transaction():
+                    conn.rollback()
+                with self._tx(conn):
+                    self._exec(conn, "select pg_advisory_unlock(%(k)s)", {"k": RUN_LOCK_KEY})
+
+    def start_run(self, conn: Connection, params: dict, *, dry_run: bool = False) -> int:
+        with self._tx(conn):
+            return self._run_file(
+                conn,
+                "start_run",
+                {
+                    "triggered_by": self.triggered_by,
+                    "external_run_id": self.external_run_id,
+                    "dry_run": dry_run,
+                    "parameters": json.dumps(params, default=str),
+                },
+            ).fetchone()[0]
+
+    def finish_run(self, conn: Connection, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
+        if conn.in_transaction() and self._dry_conn is None:
+            conn.rollback()
+        with self._tx(conn):
+            self._run_file(
+                conn,
+                "finish_run",
+                {"run_id": run_id, "status": status, "stats": json.dumps(stats, default=str), "error": error},
+            )
+
+    # ------------------------------------------------------------------ pieces the DAG calls
+
+    def snapshot_limbo(
+        self, conn: Connection, run_id: int, phase: str, anchor: dt.datetime, recent_days: int = 30
+    ) -> dict[str, int]:
+        """Record and return the limbo distribution (stage -> leads) for trends and alerts."""
+        with self._tx(conn):
+            rows = self._run_file(
+                conn,
+                "record_snapshot",
+                {"run_id": run_id, "phase": phase, "anchor": anchor, "recent_days": recent_days},
+            ).fetchall()
+        counts = dict.fromkeys(STAGES, 0)
+        counts.update({r.limbo_stage: r.lead_count for r in rows})
+        return counts
+
+    def carry_forward_unmatched(self, conn: Connection, run_id: int, anchor: dt.datetime) -> int:
+        with self._tx(conn):
+            return self._run_file(
+                conn, "carry_forward_unmatched", {"run_id": run_id, "snapshot_date": lima_date(anchor)}
+            ).fetchone()[0]
+
+    def select_work_leads(
+        self,
+        conn: Connection,
+        *,
+        anchor: dt.datetime,
+        recent_days: int = 30,
+        process_recent: bool = True,
+        process_limbo: bool = True,
+        limbo_stages: Sequence[str] = LIMBO_STAGES,
+        lo: int | None = None,
+        hi: int | None = None,
+    ) -> list[int]:
+        """Ids of the leads of a scope that need work, in arrival order."""
+        with self._tx(conn):
+            rows = self._run_file(
+                conn,
+                "select_work_leads",
+                {
+                    "anchor": anchor,
+                    "recent_days": recent_days,
+                    "process_recent": process_recent,
+                    "process_limbo": process_limbo,
+                    "limbo_stages": list(limbo_stages),
+                    "lo": lo,
+                    "hi": hi,
+                },
+            )
+            return [r[0] for r in rows]
+
+    def plan_lead_ranges(self, ids: Sequence[int], max_ranges: int) -> list[LeadRange]:
+        """Cut sorted lead ids into at most ``max_ranges`` ranges of whole batches (for mapped tasks)."""
+        if not ids:
+            return []
+        batches = -(-len(ids) // self.batch_size)
+        per_range = -(-batches // max(1, max_ranges)) * self.batch_size
+        out = []
+        for start in range(0, len(ids), per_range):
+            part = ids[start : start + per_range]
+            out.append(LeadRange(part[0], part[-1], len(part)))
+        return out
+
+    def reconcile_drivers(self, conn: Connection, run_id: int, anchor: dt.datetime) -> dict[str, int]:
+        """Link new or changed driver accounts into the registry (before leads)."""
+        with self._tx(conn):
+            ids = [r[0] for r in self._run_file(conn, "select_work_drivers")]
+        stats = empty_stats()
+        for batch in chunks(ids, self.batch_size):
+            add_stats(stats, self._with_retries(conn, lambda b=batch: self._identity_batch(conn, DRIVERS, b, run_id, anchor)))
+        return stats
+
+    def reconcile_batch(
+        self, conn: Connection, lead_ids: Sequence[int], *, run_id: int, anchor: dt.datetime | None = None
+    ) -> dict[str, int]:
+        """One batch of leads: identity, driver mapping, funnel state and claim worklist, one transaction."""
+        anchor = _aware(anchor) if anchor else dt.datetime.now(dt.UTC)
+        return self._with_retries(conn, lambda: self._identity_batch(conn, LEADS, list(lead_ids), run_id, anchor))
+
+    def reconcile_range(self, conn: Connection, lead_range: LeadRange, *, run_id: int, anchor: dt.datetime,
+                        **scope) -> dict[str, int]:
+        """Every lead of a range that needs work, in batches (one mapped Airflow task)."""
+        ids = self.select_work_leads(conn, anchor=anchor, lo=lead_range.lo, hi=lead_range.hi, **scope)
+        stats = empty_stats()
+        for batch in chunks(ids, self.batch_size):
+            add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
+        return stats
+
+    # ------------------------------------------------------------------ one batch
+
+    def _with_retries(self, conn: Connection, work) -> dict[str, int]:
+        for attempt in range(1, BATCH_RETRIES + 1):
+            try:
+                stats = work()
+                stats["retries"] = attempt - 1
+                return stats
+            except sqlalchemy.exc.DBAPIError as exc:
+                retryable = isinstance(
+                    exc.orig,
+                    psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected,
+                )
+                if not retryable or attempt == BATCH_RETRIES:
+                    raise
+                log.warning("batch conflicted with a concurrent writer (%s); retrying", type(exc.orig).__name__)
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def _identity_batch(
+        self, conn: Connection, table: str, ids: list, run_id: int, anchor: dt.datetime
+    ) -> dict[str, int]:
+        before = self.statements.n
+        stats = empty_stats()
+        with self._tx(conn):
+            self._exec(conn, "select pg_advisory_xact_lock(%(k)s)", {"k": IDENTITY_LOCK_KEY})
+            rows = self._load_batch(conn, table, ids, anchor)
+            records = [r for r in rows if r.linked_person_key is None]
+            decisions = self._decide(conn, records)
+            self._write_decisions(conn, table, decisions, run_id, anchor)
+
+            counts = Counter(u.reason_code for u in decisions.unmatched)
+            if table == LEADS:
+                stats["processed"] = len(rows)
+                stats["newly_linked"] = len(decisions.links)
+                stats["still_no_candidates"] = counts[identity.NO_CANDIDATES]
+                stats["conflicts"] = counts[identity.AMBIGUOUS]
+                stats["errors"] = counts[identity.INVALID_DATA]
+                moved = self._run_file(conn, "refresh_lead_state", {"ids": ids, "run_id": run_id}).fetchone()
+                stats["newly_driver_mapped"] = moved.newly_driver_mapped
+                worklist = self._run_file(conn, "sync_claim_worklist", {"ids": ids, "run_id": run_id}).fetchone()
+                stats["worklist_opened"] = worklist.worklist_opened
+                stats["worklist_resolved"] = worklist.worklist_resolved
+            else:
+                stats["drivers_processed"] = len(rows)
+                stats["drivers_linked"] = len(decisions.links)
+                stats["driver_conflicts"] = counts[identity.AMBIGUOUS]
+                stats["errors"] = counts[identity.INVALID_DATA]
+            stats["new_persons"] = len(decisions.new_persons)
+            stats["batches"] = 1
+        self.statements.per_batch.append(self.statements.n - before)
+        return stats
+
+    def _load_batch(self, conn: Connection, table: str, ids: list, anchor: dt.datetime) -> list[_Row]:
+        """Load a batch; normalise the records whose source changed and store their keys."""
+        name = "load_lead_batch" if table == LEADS else "load_driver_batch"
+        rows = []
+        stale = []
+        keys = [str(i) for i in ids]
+        for r in self._run_file(conn, name, {"ids": keys if table == DRIVERS else ids, "keys": keys}):
+            m = r._asdict()
+            row = _Row(m["source_pk"], m["updated_at"], m, None, m["linked_person_key"])
+            if m["keys_updated_at"] is not None and m["keys_updated_at"] == m["updated_at"]:
+                row.keys = {
+                    "phone": m["key_phone"],
+                    "doc": m["key_doc"],
+                    "license": m["key_license"],
+                    "plate": m["key_plate"],
+                    "name_folded": m["name_folded"],
+                    "given_name": m["given_name"],
+                    "problems": list(m["problems"] or []),
+                    "invalid_reason": m["invalid_reason"],
+                }
+            else:
+                row.keys = normalise_row(m, anchor)
+                stale.append(row)
+            rows.append(row)
+        if stale:
+            self._run_file(
+                conn,
+                "upsert_record_keys",
+                {
+                    "source_table": table,
+                    "source_pk": [r.source_pk for r in stale],
+                    "source_updated_at": [r.updated_at for r in stale],
+                    "phone": [r.keys["phone"] for r in stale],
+                    "doc": [r.keys["doc"] for r in stale],
+                    "license": [r.keys["license"] for r in stale],
+                    "plate": [r.keys["plate"] for r in stale],
+                    "name_folded": [r.keys["name_folded"] for r in stale],
+                    "given_name": [r.keys["given_name"] for r in stale],
+                    "problems": [json.dumps(r.keys["problems"]) for r in stale],
+                    "invalid_reason": [r.keys["invalid_reason"] for r in stale],
+                },
+            )
+        return rows
+
+    def _decide(self, conn: Connection, rows: list[_Row]) -> identity.BatchDecisions:
+        records = [
+            identity.Record(
+                source_table="",
+                source_pk=r.source_pk,
+                keys={
+                    k: v
+                    for k, v in (("PHONE", r.keys["phone"]), ("DOC", r.keys["doc"]), ("LICENSE", r.keys["license"]))
+                    if v
+                },
+                name=r.keys["name_folded"] or "",
+                given_name=r.keys["given_name"] or "",
+                problems=tuple(r.keys["problems"]),
+                invalid_reason=r.keys["invalid_reason"],
+            )
+            for r in rows
+        ]
+        wanted = sorted({(k, v) for rec in records if not rec.invalid_reason for k, v in rec.keys.items()})
+        owners: dict[tuple[str, str], int] = {}
+        persons: dict[int, identity.Person] = {}
+        if wanted:
+            found = self._run_file(
+                conn,
+                "find_key_owners",
+                {"key_types": [k for k, _ in wanted], "key_values": [v for _, v in wanted]},
+            )
+            for f in found:
+                owners[(f.key_type, f.key_value)] = f.person_key
+                persons[f.person_key] = identity.Person(f.person_key, f.person_doc, f.name_folded, f.given_name)
+        return identity.match_batch(records, owners, persons)
+
+    def _write_decisions(
+        self, conn: Connection, table: str, d: identity.BatchDecisions, run_id: int, anchor: dt.datetime
+    ) -> None:
+        real: dict[int, int] = {}
+        if d.new_persons:
+            temp_ids = sorted(d.new_persons, reverse=True)  # -1, -2, ...: creation order
+            allocated = [r[0] for r in self._run_file(conn, "allocate_person_keys", {"n": len(temp_ids)})]
+            real = dict(zip(temp_ids, allocated, strict=True))
+            self._run_file(
+                conn,
+                "insert_persons",
+                {
+                    "run_id": run_id,
+                    "person_key": allocated,
+                    "name_folded": [d.new_persons[t].name for t in temp_ids],
+                    "given_name": [d.new_persons[t].given_name for t in temp_ids],
+                },
+            )
+
+        def key_of(p: int) -> int:
+            return real.get(p, p)
+
+        if d.attached_keys:
+            items = list(d.attached_keys.items())
+            self._run_file(
+                conn,
+                "insert_person_keys",
+                {
+                    "run_id": run_id,
+                    "key_type": [k[0] for k, _ in items],
+                    "key_value": [k[1] for k, _ in items],
+                    "person_key": [key_of(p) for _, (p, _) in items],
+                    "source_table": [table] * len(items),
+                    "source_pk": [rec.source_pk for _, (_, rec) in items],
+                },
+            )
+        if d.links:
+            evidence = []
+            for link in d.links:
+                ev = dict(link.evidence)
+                ev["run_id"] = run_id
+                if link.person_key < 0:
+                    ev["person_key"] = key_of(link.person_key)
+                evidence.append(json.dumps(ev, sort_keys=True))
+            self._run_file(
+                conn,
+                "insert_links",
+                {
+                    "source_table": table,
+                    "run_id": run_id,
+                    "source_pk": [link.record.source_pk for link in d.links],
+                    "person_key": [key_of(link.person_key) for link in d.links],
+                    "match_rule": [link.match_rule for link in d.links],
+                    "evidence": evidence,
+                },
+            )
+        if d.unmatched:
+            self._run_file(
+                conn,
+                "upsert_unmatched",
+                {
+                    "source_table": table,
+                    "run_id": run_id,
+                    "snapshot_date": lima_date(anchor),
+                    "source_pk": [u.record.source_pk for u in d.unmatched],
+                    "reason_code": [u.reason_code for u in d.unmatched],
+                    "evidence": [json.dumps(_resolve_temp(u.evidence, key_of), sort_keys=True) for u in d.unmatched],
+                },
+            )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _resolve_temp(evidence: dict, key_of) -> dict:
+    """Replace temporary (negative) person keys in candidate lists with the allocated ones."""
+    if "candidates" in evidence:
+        evidence = dict(evidence)
+        evidence["candidates"] = [
+            {**c, "person_key": key_of(c["person_key"])} for c in evidence["candidates"]
+        ]
+    return evidence
+
+
+def normalise_row(m, anchor: dt.datetime) -> dict:
+    """Normalised keys of one raw record; a record that cannot be processed gets an invalid_reason."""
+    invalid = None
+    for name in ("first_name", "last_name", "phone", "document_number", "license_number", "plate"):
+        value = m[name]
+        if value is not None and len(value) > MAX_FIELD_LENGTH:
+            invalid = f"{name} is {len(value)} characters long (limit {MAX_FIELD_LENGTH})"
+            break
+    created = m["lead_created_at"]
+    if invalid is None and created is not None and created > anchor + dt.timedelta(days=1):
+        invalid = f"lead_created_at {created.isoformat()} is in the future"
+    try:
+        nk = normalize_record(
+            m["first_name"], m["last_name"], m["phone"], m["document_number"], m["license_number"], m["plate"]
+        )
+        keys = {
+            "phone": nk.phone,
+            "doc": nk.doc,
+            "license": nk.license,
+            "plate": nk.plate,
+            "name_folded": nk.name,
+            "given_name": nk.given_name,
+            "problems": list(nk.problems),
+        }
+    except Exception as exc:  # one bad record never sinks its batch
+        keys = {"phone": None, "doc": None, "license": None, "plate": None, "name_folded": "", "given_name": "",
+                "problems": []}
+        invalid = invalid or f"normalisation failed: {type(exc).__name__}: {exc}"
+    if invalid:
+        keys.update(phone=None, doc=None, license=None)
+    keys["invalid_reason"] = invalid
+    return keys
+
+
+def validate_stages(stages: Iterable[str]) -> tuple[str, ...]:
+    stages = tuple(stages)
+    if not stages:
+        raise ValueError("limbo_stages must name at least one stage")
+    bad = [s for s in stages if s not in LIMBO_STAGES]
+    if bad:
+        raise ValueError(f"unknown limbo stage(s) {bad}; choose from {list(LIMBO_STAGES)}")
+    return stages
+
+
+def chunks(seq: Sequence, size: int) -> Iterator[list]:
+    for start in range(0, len(seq), size):
+        yield list(seq[start : start + size])
+
+
+def lima_date(ts: dt.datetime) -> dt.date:
+    return _aware(ts).astimezone(LIMA).date()
+
+
+def _aware(ts: dt.datetime) -> dt.datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+
+
+__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats", "sa"]

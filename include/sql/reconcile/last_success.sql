@@ -1,0 +1,10 @@
+-- The newest successful, real (not dry) run, for `cabinet-leads health` and the watchdog.
+select
+    r.run_id,
+    r.started_at,
+    r.finished_at,
+    extract(epoch from now() - r.finished_at)::integer as age_seconds
+from ops.reconcile_runs as r
+where r.status = 'success' and not r.dry_run
+order by r.finished_at desc
+limit 1

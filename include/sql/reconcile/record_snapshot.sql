@@ -1,0 +1,37 @@
+-- Limbo distribution of all leads, stored for trends (ops.limbo_snapshots) and returned.
+with
+
+counts as (
+    select
+        limbo_stage,
+        count(*)::integer as lead_count,
+        (count(*) filter (
+            where lead_date > (%(anchor)s::timestamptz at time zone 'America/Lima')::date - %(recent_days)s::integer
+        ))::integer as recent_count
+    from ops.v_cabinet_leads_limbo
+    group by limbo_stage
+),
+
+stored as (
+    insert into ops.limbo_snapshots (run_id, phase, limbo_stage, lead_count, recent_count)
+    select
+        %(run_id)s,
+        %(phase)s,
+        counts.limbo_stage,
+        counts.lead_count,
+        counts.recent_count
+    from counts
+    on conflict (run_id, phase, limbo_stage) do update
+        set
+            lead_count = excluded.lead_count,
+            recent_count = excluded.recent_count,
+            taken_at = clock_timestamp()
+    returning 1
+)
+
+select
+    counts.limbo_stage,
+    counts.lead_count,
+    counts.recent_count,
+    (select count(*) from stored) as snapshot_rows
+from counts

@@ -1,0 +1,9 @@
+-- Driver accounts that need identity work: never normalised, or changed upstream since.
+-- Linked, unchanged accounts and unlinked, unchanged ones (AMBIGUOUS / NO_CANDIDATES, which
+-- only change when their own data changes) are skipped.
+select d.driver_id
+from public.drivers as d
+left join canon.record_keys as rk
+    on rk.source_table = 'drivers' and d.driver_id = rk.source_pk
+where rk.source_updated_at is distinct from d.updated_at
+order by d.hired_at asc nulls last, d.driver_id asc

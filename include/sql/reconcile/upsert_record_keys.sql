@@ -1,0 +1,45 @@
+-- Store freshly normalised keys (only for records whose source changed).
+insert into canon.record_keys (
+    source_table, source_pk, source_updated_at, phone, doc, license, plate,
+    name_folded, given_name, problems, invalid_reason
+)
+select
+    %(source_table)s,
+    r.source_pk,
+    r.source_updated_at,
+    r.phone,
+    r.doc,
+    r.license,
+    r.plate,
+    r.name_folded,
+    r.given_name,
+    r.problems,
+    r.invalid_reason
+from
+    unnest(
+        %(source_pk)s::text[],
+        %(source_updated_at)s::timestamptz[],
+        %(phone)s::text[],
+        %(doc)s::text[],
+        %(license)s::text[],
+        %(plate)s::text[],
+        %(name_folded)s::text[],
+        %(given_name)s::text[],
+        %(problems)s::jsonb[],
+        %(invalid_reason)s::text[]
+    )
+        as r (
+            source_pk, source_updated_at, phone, doc, license, plate,
+            name_folded, given_name, problems, invalid_reason
+        )
+on conflict (source_table, source_pk) do update set
+    source_updated_at = excluded.source_updated_at,
+    phone = excluded.phone,
+    doc = excluded.doc,
+    license = excluded.license,
+    plate = excluded.plate,
+    name_folded = excluded.name_folded,
+    given_name = excluded.given_name,
+    problems = excluded.problems,
+    invalid_reason = excluded.invalid_reason,
+    normalised_at = now()

@@ -1,0 +1,652 @@
+"""Unit tests of cabinet_leads.normalize: examples, the fast phone path against phonenumbers,
+totality and idempotency properties."""
+
+from __future__ import annotations
+
+import itertools
+
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from cabinet_leads import normalize as nz
+from cabinet_leads.normalize import (
+    NormalizedKeys,
+    fold_name,
+    given_names_conflict,
+    name_similarity,
+    normalize_doc,
+    normalize_license,
+    normalize_phone,
+    normalize_plate,
+    normalize_record,
+)
+
+NASTY = [
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "987654321\x00",
+    "\x00987654321",
+    "9" * 100_000,
+    "x" * 100_000,
+    "12345678-9" * 10_000,
+    "😀",
+    "987😀654321",
+    "'; drop table x; --",
+    "Robert'); DROP TABLE students;--",
+    "NULL",
+    "None",
+    "\u202e987654321",
+    "\ufeff987654321",
+    "\ud800",  # lone surrogate
+    "١٢٣٤٥٦٧٨",  # Arabic-Indic digits
+    "９８７６５４３２１",  # full-width digits
+    "+",
+    "()",
+    "tel:+51-987-654-321",
+]
+
+PUBLIC_NORMALISERS = [normalize_phone, normalize_doc, normalize_license, normalize_plate]
+
+
+# --------------------------------------------------------------------------------------------------
+# Phone: examples
+# --------------------------------------------------------------------------------------------------
+
+MOBILE_SPELLINGS = [
+    "987654321",
+    "+51987654321",
+    "+51 987 654 321",
+    "+51-987-654-321",
+    "+51.987.654.321",
+    "51987654321",
+    "51 987654321",
+    "0051987654321",
+    "0051 987 654 321",
+    "00 51 987654321",
+    "987-654-321",
+    "987 654 321",
+    "987.654.321",
+    "0987654321",
+    "0 987 654 321",
+    "(+51) 987654321",
+    "(+51)987-654-321",
+    "(51) 987654321",
+    "+ 51 987654321",
+    "  987654321  ",
+    "+510987654321",
+    "9 8 7 6 5 4 3 2 1",
+    "９８７６５４３２１",  # full-width digits: phonenumbers' slow path
+    "Tel: 987654321",  # label: slow path
+    "+51 (0) 987 654 321",
+]
+
+
+@pytest.mark.parametrize("raw", MOBILE_SPELLINGS)
+def test_phone_mobile_spellings(raw):
+    assert normalize_phone(raw) == "+51987654321"
+    assert nz._phone_via_phonenumbers(raw) == "+51987654321"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "   ",
+        "12345678",  # DNI in the phone field / valid Lima landline
+        "1234-5678",
+        "014567890",  # Lima landline with trunk prefix
+        "(01) 456-7890",
+        "+51 1 4567890",
+        "+5114567890",
+        "044 123456",  # Trujillo landline
+        "98765432",  # one digit short
+        "9876543210",  # one digit too many
+        "1987654321",
+        "887654321",  # 9 digits, not starting with 9
+        "+1 415 555 2671",  # foreign
+        "+34 612 345 678",  # Spanish mobile
+        "999999999",  # placeholders
+        "900000000",
+        "+51 999 999 999",
+        "N/A",
+        "sin telefono",
+        "'; drop table x; --",
+        "987654321/987654322",
+    ],
+)
+def test_phone_rejected(raw):
+    assert normalize_phone(raw) is None
+    assert nz._phone_via_phonenumbers(raw) is None
+
+
+def test_phone_is_idempotent_on_examples():
+    for raw in MOBILE_SPELLINGS:
+        out = normalize_phone(raw)
+        assert normalize_phone(out) == out
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "987654321",
+        "+51 987 654 321",
+        "51987654321",
+        "0051987654321",
+        "987-654-321",
+        "0987654321",
+        "(+51) 987654321",
+        "+51987654321",
+        "",
+        "  ",
+        "12345678",
+        "014567890",
+        "N/A",
+        "-",
+        "x" * 100_000,
+        "'; drop table x; --",
+    ],
+)
+def test_phone_common_shapes_take_the_fast_path(raw):
+    assert nz._phone_fast(raw) is not nz._DEFER
+
+
+def test_common_records_never_call_phonenumbers(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("phonenumbers.parse called on the common path")
+
+    monkeypatch.setattr(phonenumbers, "parse", boom)
+    for phone in ["987654321", "+51 987 654 321", "0051987654321", "987-654-321", "", None]:
+        keys = normalize_record("Juan", "Pérez", phone, "12345678", "Q12345678", "A1B-234")
+        assert keys.problems == ()
+    # A DNI in the phone field is explained without phonenumbers as well.
+    assert normalize_record("Juan", "Pérez", "12345678", None, None, None).problems == (
+        "phone: 8-digit value looks like a DNI, not a mobile",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Phone: the fast path agrees with phonenumbers
+# --------------------------------------------------------------------------------------------------
+
+PHONE_PREFIXES = [
+    "", "+51", "51", "0051", "00 51", "+ 51", "(+51)", "(51)", "(0051)", "( +51 )", "+51 0", "51 0",
+    "0", "00", "+", "1", "+1", "5", "510", "(0)", "051", "+5", "00051", "(", ")", "19110051", "+051",
+    "+510", "005", "0510", "+52", "52", "++51", "+(51)", "Tel:", "tel: ", "cel ", "#", "*",
+]
+PHONE_SEPARATORS = ["", " ", "-", ".", "  ", "--", " - ", "/", "(", ")", "\t", "\n", "_", ",", "x", "+"]
+PHONE_SUFFIXES = ["", " ", "x", " ext 5", "#", "a", ".", ";", "abc", "/987654322", "\n", "-", ")", "0"]
+PHONE_BODIES = ["987654321", "98765432", "9876543210", "987654", "12345678", "14567890", "987654321987"]
+
+
+def test_fast_path_agrees_with_phonenumbers_on_a_grid():
+    grid = itertools.product(PHONE_PREFIXES, ["", " ", "-", ".", "  "], PHONE_BODIES, ["", " ", ".", "#"])
+    for prefix, sep, body, suffix in grid:
+        for grouped in (body, " ".join([body[:3], body[3:6], body[6:]]), "-".join([body[:3], body[3:]])):
+            raw = prefix + sep + grouped + suffix
+            assert normalize_phone(raw) == nz._phone_via_phonenumbers(raw), raw
+
+
+@st.composite
+def phone_like(draw) -> str:
+    prefix = draw(st.sampled_from(PHONE_PREFIXES))
+    body = draw(
+        st.one_of(
+            st.from_regex(r"9[0-9]{8}", fullmatch=True),
+            st.from_regex(r"[0-9]{1,13}", fullmatch=True),
+            st.sampled_from(PHONE_BODIES),
+            st.sampled_from(["999999999", "900000000", "911111111", "987654321"]),
+        )
+    )
+    out = [prefix, draw(st.sampled_from(PHONE_SEPARATORS))]
+    for ch in body:
+        out.append(ch)
+        if draw(st.integers(0, 4)) == 0:
+            out.append(draw(st.sampled_from(PHONE_SEPARATORS)))
+    out.append(draw(st.sampled_from(PHONE_SUFFIXES)))
+    if draw(st.integers(0, 9)) == 0:  # garbage somewhere
+        pos = draw(st.integers(0, len(out)))
+        out.insert(pos, draw(st.text(max_size=3)))
+    return "".join(out)
+
+
+PHONE_ALPHABET = "0123456789999 +()-./x#*aAW\t\n٣５\x00"
+DIGITY = st.text(alphabet=PHONE_ALPHABET, max_size=20)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(phone_like(), DIGITY))
+@example("987654321")
+@example("+51 987 654 321")
+@example("0051987654321")
+@example("(+51) 987654321")
+@example("0987654321")
+@example("12345678")
+@example("014567890")
+@example("9" * 251)
+@example("ABCDEFGHI")  # vanity letters
+@example("98765WXYZ")
+def test_normalize_phone_equals_phonenumbers(raw):
+    assert normalize_phone(raw) == nz._phone_via_phonenumbers(raw)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text())
+def test_normalize_phone_equals_phonenumbers_on_any_text(raw):
+    assert normalize_phone(raw) == nz._phone_via_phonenumbers(raw)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(phone_like(), DIGITY, st.text()))
+def test_every_fast_answer_is_phonenumbers_answer(raw):
+    fast = nz._phone_fast(raw)
+    if fast is not nz._DEFER:
+        assert fast == nz._phone_via_phonenumbers(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"(\+51|51|0051|\(\+51\))?[ -]?9[0-9]{2}[ .-]?[0-9]{3}[ .-]?[0-9]{3}", fullmatch=True))
+def test_realistic_mobiles_are_fast_and_correct(raw):
+    fast = nz._phone_fast(raw)
+    assert fast is not nz._DEFER
+    assert fast == nz._phone_via_phonenumbers(raw)
+    digits = "".join(c for c in raw if c.isdigit())[-9:]
+    if len(set(digits[1:])) > 1:
+        assert fast == "+51" + digits
+
+
+def test_phonenumbers_authority_requires_mobile_type():
+    # A DNI typed into the phone field is a *valid* Lima landline for phonenumbers.
+    num = phonenumbers.parse("12345678", "PE")
+    assert phonenumbers.is_valid_number(num)
+    assert nz._phone_via_phonenumbers("12345678") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# DOC
+# --------------------------------------------------------------------------------------------------
+# Valid check characters (stdnum.pe.cui): 12345678 -> '1' or 'E'; 10117410 -> '2' or 'G'.
+
+
+def _dni_check_chars(dni: str) -> str:
+    from stdnum.pe import cui
+
+    return cui.calc_check_digits(dni)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("12345678", "DNI:12345678"),
+        (" 12345678 ", "DNI:12345678"),
+        ("12.345.678", "DNI:12345678"),
+        ("12 345 678", "DNI:12345678"),
+        ("1234-5678", "DNI:12345678"),
+        ("01234567", "DNI:01234567"),
+        ("DNI 12345678", "DNI:12345678"),
+        ("DNI:12345678", "DNI:12345678"),
+        ("dni12345678", "DNI:12345678"),
+        ("D.N.I. 12345678", "DNI:12345678"),
+        ("D.N.I. N° 12345678", "DNI:12345678"),
+        ("DNI Nro. 12345678", "DNI:12345678"),
+        ("DNI - 12345678", "DNI:12345678"),
+        ("１２３４５６７８", "DNI:12345678"),
+        # 8 digits + check character (valid ones: 12345678 -> '1' / 'E')
+        ("12345678-1", "DNI:12345678"),
+        ("12345678 1", "DNI:12345678"),
+        ("12345678E", "DNI:12345678"),
+        ("12345678-e", "DNI:12345678"),
+        ("DNI 123456781", "DNI:12345678"),
+        ("10117410-2", "DNI:10117410"),
+        # wrong check character: rejected (a typo somewhere in a strong key)
+        ("12345678-9", None),
+        ("12345678K", None),
+        ("DNI 123456789", None),
+        # a plain 9-digit value is a carné de extranjería (the 9-digit rule)
+        ("123456789", "CE:123456789"),
+        ("123456781", "CE:123456781"),
+        ("001234567", "CE:001234567"),
+        ("CE 001234567", "CE:001234567"),
+        ("CE:001234567", "CE:001234567"),
+        ("C.E. 001234567", "CE:001234567"),
+        ("C.E. N° 001234567", "CE:001234567"),
+        ("ce001234567", "CE:001234567"),
+        ("Carné de extranjería 001234567", "CE:001234567"),
+        ("CE 12345678-9", "CE:123456789"),  # labelled CE: the label decides
+        ("ab1234567", "CE:AB1234567"),
+        ("001234567890", "CE:001234567890"),
+        ("000-123-456", "CE:000123456"),
+        # person's RUC (10 + DNI + check) -> the DNI; company RUC -> rejected
+        ("10101174102", "DNI:10117410"),
+        ("20512333797", None),
+        # placeholders and junk
+        ("00000000", None),
+        ("11111111", None),
+        ("000000000", None),
+        ("11111111-1", None),
+        ("1234567", None),
+        ("1234567890123", None),
+        ("ABCDEFGHI", None),
+        ("CE 12345678", None),  # labelled CE, 8 digits: label and shape disagree
+        ("DNI 1234567890", None),
+        ("12345678/9", None),
+        ("N/A", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_doc(raw, expected):
+    assert normalize_doc(raw) == expected
+
+
+def test_doc_check_characters_used_in_the_table_are_the_valid_ones():
+    assert _dni_check_chars("12345678") == "1E"
+    assert "2" in _dni_check_chars("10117410")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"((DNI|dni|D\.N\.I\.|CE|C\.E\.)[:]? ?)?[0-9]{2}[. ]?[0-9]{3}[. ]?[0-9]{3}([- ]?[0-9A-Z])?", fullmatch=True))
+def test_doc_realistic_shapes_are_idempotent(raw):
+    out = normalize_doc(raw)
+    assert out is None or out.startswith(("DNI:", "CE:"))
+    if out is not None:
+        assert normalize_doc(out) == out
+
+
+# --------------------------------------------------------------------------------------------------
+# LICENSE, PLATE
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Q12345678", "Q12345678"),
+        ("q12345678", "Q12345678"),
+        ("Q-12345678", "Q12345678"),
+        (" q 1234 5678 ", "Q12345678"),
+        ("Q.12.345.678", "Q12345678"),
+        ("A12345", "A12345"),
+        ("123456", "123456"),
+        ("AB1234567890", "AB1234567890"),
+        ("Ｑ１２３４５６７８", "Q12345678"),
+        ("A1234", None),  # too short
+        ("AB12345678901", None),  # too long
+        ("ABCDEFGH", None),  # no digit
+        ("000000", None),  # one repeated character
+        ("Q1234#5678", None),
+        ("Q12345678 (vence 2025)", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_license(raw, expected):
+    assert normalize_license(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("A1B-234", "A1B234"),
+        ("a1b234", "A1B234"),
+        (" A1B 234 ", "A1B234"),
+        ("ABC-123", "ABC123"),
+        ("abc.123", "ABC123"),
+        ("AB-1234", "AB1234"),
+        ("ab 1234", "AB1234"),
+        ("A1B23", None),
+        ("A1B2345", None),
+        ("1AB234", None),
+        ("ABCD123", None),
+        ("A12345", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_plate(raw, expected):
+    assert normalize_plate(raw) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[A-Za-z][0-9][A-Za-z][- ]?[0-9]{3}|[A-Za-z]{3}[- ]?[0-9]{3}|[A-Za-z]{2}[- ]?[0-9]{4}", fullmatch=True))
+def test_realistic_plates(raw):
+    out = normalize_plate(raw)
+    assert out == raw.replace("-", "").replace(" ", "").upper()
+    assert normalize_plate(out) == out
+
+
+# --------------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        (("José", "Ñáñez Peña"), "jose nanez pena"),
+        (("JOSÉ", "ÑÁÑEZ PEÑA"), "jose nanez pena"),
+        (("  josé  ", "  ñáñez   peña "), "jose nanez pena"),
+        (("José-Luis", "García-Pérez"), "jose luis garcia perez"),
+        (("María.", "O'Brien"), "maria obrien"),
+        (("Ma. del Carmen", "D’Angelo"), "ma del carmen dangelo"),
+        (("Zoë", "Müller"), "zoe muller"),
+        (("", "Pérez"), "perez"),
+        ((None, "Pérez"), "perez"),
+        (("José", None), "jose"),
+        ((None, None), ""),
+        ((), ""),
+        (("", ""), ""),
+        (("😀", "!!"), ""),
+        (("juan\x00carlos",), "juan carlos"),
+        (("Ａｎａ",), "ana"),
+    ],
+)
+def test_fold_name(parts, expected):
+    assert fold_name(*parts) == expected
+
+
+@pytest.mark.parametrize(
+    "a, b, low, high",
+    [
+        ("José Pérez García", "garcia perez jose", 100, 100),  # surnames swapped, accents, case
+        ("Juan Pérez", "Juan Carlos Pérez García", 100, 100),  # subset
+        ("Juan Pérez", "Luis Rojas", 0, 50),
+        ("Maria Lopez", "Mária Lópes", 85, 99),
+        ("", "Juan", 0, 0),
+        (None, None, 0, 0),
+    ],
+)
+def test_name_similarity(a, b, low, high):
+    assert low <= name_similarity(a, b) <= high
+
+
+@pytest.mark.parametrize(
+    "a, b, conflict",
+    [
+        ("Juan", "Luis", True),
+        ("Pedro", "Pablo", True),
+        ("Raúl", "Saúl", True),
+        ("Mario", "María", True),
+        ("Juan", "Juana", True),
+        ("Luis", "Luisa", True),
+        ("Julio", "Julia", True),
+        ("Juan Carlos", "Juan Pablo", True),
+        ("Gabriela", "Graciela", True),
+        ("Ana", "Ada", True),
+        ("Jose", "Jsoe", False),  # typo
+        ("José", "JOSE", False),  # accents, case
+        ("Juan Carlos", "Juan", False),  # missing second given name
+        ("Carlos", "Juan Carlos", False),  # goes by the second given name
+        ("Juan Carlos", "Carlos Juan", False),
+        ("Alejandro", "Alejnadro", False),
+        ("Maria", "Mria", False),
+        ("Jhon", "John", False),
+        ("Jhonatan", "Jonathan", False),
+        ("Yesica", "Jessica", False),
+        ("Cristhian", "Christian", False),
+        ("Lizbeth", "Lisbeth", False),
+        ("Ma. del Carmen", "María", False),
+        ("María del Carmen", "Maria Carmen", False),
+        ("J.", "Juan", False),
+        ("Juan", None, False),
+        ("", "Luis", False),
+        (None, None, False),
+        ("!!", "Luis", False),
+    ],
+)
+def test_given_names_conflict(a, b, conflict):
+    assert given_names_conflict(a, b) is conflict
+    assert given_names_conflict(b, a) is conflict
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole record
+# --------------------------------------------------------------------------------------------------
+
+
+def test_normalize_record_typical():
+    keys = normalize_record("José", "Ñáñez Peña", "+51 987 654 321", "DNI 12345678", "q-12345678", "a1b-234")
+    assert keys == NormalizedKeys(
+        phone="+51987654321",
+        doc="DNI:12345678",
+        license="Q12345678",
+        plate="A1B234",
+        name="jose nanez pena",
+        given_name="jose",
+        problems=(),
+    )
+    assert keys.strong_keys == {"PHONE": "+51987654321", "DOC": "DNI:12345678", "LICENSE": "Q12345678"}
+    assert list(keys.strong_keys) == ["PHONE", "DOC", "LICENSE"]
+
+
+def test_normalize_record_empty():
+    keys = normalize_record(None, "", "", "  ", None, "")
+    assert keys.strong_keys == {}
+    assert keys.name == "" and keys.given_name == ""
+    assert keys.problems == ()
+
+
+def test_normalize_record_blank_like_values_are_not_problems():
+    keys = normalize_record("Ana", "Rojas", "N/A", "-", "null", "sin dato")
+    assert keys.problems == ()
+
+
+def test_normalize_record_problems():
+    keys = normalize_record("Ana", "Rojas", "014567890", "00000000", "AB", "XYZ")
+    assert keys.strong_keys == {}
+    assert keys.problems == (
+        "phone: landline",
+        "doc: placeholder value",
+        "license: not 6-12 letters and digits with at least one digit",
+        "plate: not a Peruvian plate (A1B234, ABC123, AB1234)",
+    )
+
+
+@pytest.mark.parametrize(
+    "phone, note",
+    [
+        ("12345678", "phone: 8-digit value looks like a DNI, not a mobile"),
+        ("014567890", "phone: landline"),
+        ("(01) 456-7890", "phone: landline"),
+        ("999999999", "phone: placeholder value"),
+        ("+34 612 345 678", "phone: foreign number (+34), not a Peruvian mobile"),
+        ("9876543210", "phone: not a valid Peruvian mobile number"),
+        ("llamar", "phone: not a phone number"),
+    ],
+)
+def test_phone_problem_notes(phone, note):
+    keys = normalize_record(None, None, phone, None, None, None)
+    assert keys.phone is None
+    assert keys.problems == (note,)
+
+
+def test_phone_typed_in_the_doc_field_is_not_a_carne():
+    keys = normalize_record("Ana", "Rojas", "987654321", "987654321", None, None)
+    assert keys.strong_keys == {"PHONE": "+51987654321"}
+    assert keys.problems == ("doc: same value as the phone, not a carné",)
+
+
+def test_normalize_record_name_matches_fold_name():
+    keys = normalize_record("  Ma. del Carmen ", "D'Angelo  Núñez", None, None, None, None)
+    assert keys.name == fold_name("  Ma. del Carmen ", "D'Angelo  Núñez") == "ma del carmen dangelo nunez"
+    assert keys.given_name == "ma del carmen"
+
+
+# --------------------------------------------------------------------------------------------------
+# Totality and idempotency (properties)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", NASTY + [None])
+def test_every_normaliser_is_total_on_nasty_inputs(raw):
+    for fn in PUBLIC_NORMALISERS:
+        out = fn(raw)
+        assert out is None or isinstance(out, str)
+    assert isinstance(fold_name(raw), str)
+    assert 0 <= name_similarity(raw, "Juan Pérez") <= 100
+    assert isinstance(given_names_conflict(raw, "Juan"), bool)
+    keys = normalize_record(raw, raw, raw, raw, raw, raw)
+    assert isinstance(keys, NormalizedKeys)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_normalisers_are_total_and_idempotent(raw):
+    for fn in PUBLIC_NORMALISERS:
+        out = fn(raw)
+        if out is not None:
+            assert isinstance(out, str)
+            assert fn(out) == out, fn.__name__
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.text(alphabet="0123456789 .-:DNICEdnice°", max_size=20))
+def test_doc_is_total_and_idempotent(raw):
+    out = normalize_doc(raw)
+    if out is not None:
+        assert out.startswith(("DNI:", "CE:"))
+        assert normalize_doc(out) == out
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(), st.text())
+def test_fold_name_is_idempotent_and_clean(a, b):
+    folded = fold_name(a, b)
+    assert fold_name(folded) == folded
+    assert folded == folded.strip()
+    assert "  " not in folded
+    assert all(ch.isalnum() or ch == " " for ch in folded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_fold_name_ascii_fast_path_matches_unicode_path(raw):
+    assert nz._fold_part(raw) == nz._fold_unicode_once(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text()), st.one_of(st.none(), st.text()))
+def test_name_helpers_are_total(a, b):
+    score = name_similarity(a, b)
+    assert isinstance(score, int) and 0 <= score <= 100
+    assert name_similarity(a, b) == name_similarity(b, a)
+    assert given_names_conflict(a, b) is given_names_conflict(b, a)
+    assert given_names_conflict(a, a) is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(*[st.one_of(st.none(), st.text(max_size=30), phone_like()) for _ in range(6)])
+def test_normalize_record_is_total_and_consistent(first, last, phone, doc, lic, plate):
+    keys = normalize_record(first, last, phone, doc, lic, plate)
+    assert keys.phone == normalize_phone(phone)
+    assert keys.license == normalize_license(lic)
+    assert keys.plate == normalize_plate(plate)
+    assert keys.doc in (normalize_doc(doc), None)
+    assert keys.name == fold_name(first, last)
+    assert keys.given_name == fold_name(first)
+    assert set(keys.strong_keys) <= {"PHONE", "DOC", "LICENSE"}
+    assert all(isinstance(p, str) and ": " in p for p in keys.problems)
