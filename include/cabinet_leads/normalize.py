@@ -231,8 +231,28 @@ def _is_blank(raw: str | None) -> bool:
 
 
 _NULL_TOKENS = frozenset(
-    {"na", "n a", "nd", "n d", "null", "none", "nan", "nil", "sin dato", "sin datos", "no tiene",
-     "ninguno", "ninguna", "no", "sn", "s n", "x", "xx", "xxx", "0"}
+    {
+        "na",
+        "n a",
+        "nd",
+        "n d",
+        "null",
+        "none",
+        "nan",
+        "nil",
+        "sin dato",
+        "sin datos",
+        "no tiene",
+        "ninguno",
+        "ninguna",
+        "no",
+        "sn",
+        "s n",
+        "x",
+        "xx",
+        "xxx",
+        "0",
+    }
 )
 
 
@@ -279,9 +299,7 @@ def _doc(raw: str) -> tuple[str | None, str]:
             return None, "doc: labelled CE but has the 8 digits of a DNI"
         return "DNI:" + c, ""
     if n == 9 and _DNI_CHECK_CHAR.fullmatch(c):
-        dni_with_check = label == "DNI" or (
-            label is None and (sep_before_last or not c[8].isdigit())
-        )
+        dni_with_check = label == "DNI" or (label is None and (sep_before_last or not c[8].isdigit()))
         if dni_with_check:
             if cui.is_valid(c):
                 return "DNI:" + c[:8], ""
@@ -295,7 +313,7 @@ def _doc(raw: str) -> tuple[str | None, str]:
             if len(set(dni)) == 1:
                 return None, "doc: placeholder value"
             return "DNI:" + dni, ""
-        return None, "doc: RUC of a company, not a DNI or carné"
+        return None, "doc: RUC without a DNI in it (not 10...), not a DNI or carné"
     if 9 <= n <= 12 and not c.isalpha():
         return "CE:" + c, ""
     if n == 7 and c.isdigit():

@@ -174,9 +174,45 @@ def test_common_records_never_call_phonenumbers(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 
 PHONE_PREFIXES = [
-    "", "+51", "51", "0051", "00 51", "+ 51", "(+51)", "(51)", "(0051)", "( +51 )", "+51 0", "51 0",
-    "0", "00", "+", "1", "+1", "5", "510", "(0)", "051", "+5", "00051", "(", ")", "19110051", "+051",
-    "+510", "005", "0510", "+52", "52", "++51", "+(51)", "Tel:", "tel: ", "cel ", "#", "*",
+    "",
+    "+51",
+    "51",
+    "0051",
+    "00 51",
+    "+ 51",
+    "(+51)",
+    "(51)",
+    "(0051)",
+    "( +51 )",
+    "+51 0",
+    "51 0",
+    "0",
+    "00",
+    "+",
+    "1",
+    "+1",
+    "5",
+    "510",
+    "(0)",
+    "051",
+    "+5",
+    "00051",
+    "(",
+    ")",
+    "19110051",
+    "+051",
+    "+510",
+    "005",
+    "0510",
+    "+52",
+    "52",
+    "++51",
+    "+(51)",
+    "Tel:",
+    "tel: ",
+    "cel ",
+    "#",
+    "*",
 ]
 PHONE_SEPARATORS = ["", " ", "-", ".", "  ", "--", " - ", "/", "(", ")", "\t", "\n", "_", ",", "x", "+"]
 PHONE_SUFFIXES = ["", " ", "x", " ext 5", "#", "a", ".", ";", "abc", "/987654322", "\n", "-", ")", "0"]
@@ -349,7 +385,12 @@ def test_doc_check_characters_used_in_the_table_are_the_valid_ones():
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.from_regex(r"((DNI|dni|D\.N\.I\.|CE|C\.E\.)[:]? ?)?[0-9]{2}[. ]?[0-9]{3}[. ]?[0-9]{3}([- ]?[0-9A-Z])?", fullmatch=True))
+@given(
+    st.from_regex(
+        r"((DNI|dni|D\.N\.I\.|CE|C\.E\.)[:]? ?)?[0-9]{2}[. ]?[0-9]{3}[. ]?[0-9]{3}([- ]?[0-9A-Z])?",
+        fullmatch=True,
+    )
+)
 def test_doc_realistic_shapes_are_idempotent(raw):
     out = normalize_doc(raw)
     assert out is None or out.startswith(("DNI:", "CE:"))
@@ -412,7 +453,12 @@ def test_normalize_plate(raw, expected):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(r"[A-Za-z][0-9][A-Za-z][- ]?[0-9]{3}|[A-Za-z]{3}[- ]?[0-9]{3}|[A-Za-z]{2}[- ]?[0-9]{4}", fullmatch=True))
+@given(
+    st.from_regex(
+        r"[A-Za-z][0-9][A-Za-z][- ]?[0-9]{3}|[A-Za-z]{3}[- ]?[0-9]{3}|[A-Za-z]{2}[- ]?[0-9]{4}",
+        fullmatch=True,
+    )
+)
 def test_realistic_plates(raw):
     out = normalize_plate(raw)
     assert out == raw.replace("-", "").replace(" ", "").upper()
@@ -604,7 +650,10 @@ def test_normalisers_are_total_and_idempotent(raw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.text(alphabet="0123456789 .-:DNICEdnice°", max_size=20))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+    | st.text(alphabet="0123456789 .-:DNICEdnice°", max_size=20)
+)
 def test_doc_is_total_and_idempotent(raw):
     out = normalize_doc(raw)
     if out is not None:
