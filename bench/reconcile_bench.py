@@ -40,7 +40,8 @@ import psycopg  # noqa: E402
 from cabinet_leads import db  # noqa: E402
 from cabinet_leads.pipeline import LEADS, STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
 
-RUNBOOK_KEYS = STAT_KEYS  # processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
+# processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
+RUNBOOK_KEYS = STAT_KEYS
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -225,7 +226,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
     line = (
         f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  batches {len(lead_ms)}  "
         f"batch median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
-        f"statements/batch {stmt:g}  peak RSS {rss_mb:.0f} MB"
+        f"statements/batch {stmt:g} (max {max(lead_statements, default=0)})  peak RSS {rss_mb:.0f} MB"
     )
     if hwm is not None:
         line += f" (phase {hwm:.0f} MB)"
@@ -233,7 +234,13 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
     runbook = " ".join(f"{k}={stats[k]}" for k in RUNBOOK_KEYS)
     extra = " ".join(
         f"{k}={stats.get(k, 0)}"
-        for k in ("new_persons", "drivers_processed", "drivers_linked", "unmatched_carried_forward", "retries")
+        for k in (
+            "new_persons",
+            "drivers_processed",
+            "drivers_linked",
+            "unmatched_carried_forward",
+            "retries",
+        )
     )
     print(f"  stats: {runbook} | {extra}", flush=True)
     batches_s = sum(lead_ms) / 1000
@@ -253,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leads", type=int, required=True)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--batch-size", type=int, default=500)
-    ap.add_argument("--anchor-date", type=dt.date.fromisoformat, default=dt.date(2025, 6, 1),
-                    help="seed anchor day (default 2025-06-01, fixed so runs are comparable)")
+    ap.add_argument(
+        "--anchor-date",
+        type=dt.date.fromisoformat,
+        default=dt.date(2025, 6, 1),
+        help="seed anchor day (default 2025-06-01, fixed so runs are comparable)",
+    )
     ap.add_argument("--new-fraction", type=float, default=0.01)
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
@@ -263,9 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     name = f"bench_{args.leads}"
     url = with_dbname(admin_url, name)
     anchor = dt.datetime.combine(args.anchor_date, dt.time(12, 0), tzinfo=dt.UTC)
-    print(f"# database {name}  leads {args.leads}  seed {args.seed}  batch size {args.batch_size}  "
-          f"anchor {anchor.isoformat()}  load {' '.join(f'{x:.2f}' for x in os.getloadavg())}  "
-          f"cpus {os.cpu_count()}", flush=True)
+    print(
+        f"# database {name}  leads {args.leads}  seed {args.seed}  batch size {args.batch_size}  "
+        f"anchor {anchor.isoformat()}  load {' '.join(f'{x:.2f}' for x in os.getloadavg())}  "
+        f"cpus {os.cpu_count()}",
+        flush=True,
+    )
 
     recreate_database(admin_url, name)
     try:
@@ -273,9 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         db.migrate(url)
         print(f"migrate {time.perf_counter() - t0:.1f} s", flush=True)
 
-        secs, persons, drivers, trips, claims, child_rss = seed_in_child(url, args.leads, args.seed, args.anchor_date)
-        print(f"seed {secs:.1f} s  leads {args.leads}  persons {persons}  drivers {drivers}  trip rows {trips}  "
-              f"claims {claims}  (seed process peak RSS {child_rss / 1024:.0f} MB)", flush=True)
+        secs, persons, drivers, trips, claims, child_rss = seed_in_child(
+            url, args.leads, args.seed, args.anchor_date
+        )
+        print(
+            f"seed {secs:.1f} s  leads {args.leads}  persons {persons}  drivers {drivers}  trip rows {trips}  "
+            f"claims {claims}  (seed process peak RSS {child_rss / 1024:.0f} MB)",
+            flush=True,
+        )
 
         engine = db.make_engine(url)
         try:

@@ -220,18 +220,12 @@ class ReconcileCabinetLeadsPipeline:
         }
         started = time.monotonic()
         with self._connect() as conn, self._run_lock(conn):
-            if dry_run:
-                if conn.in_transaction():
-                    conn.commit()
-                outer = conn.begin()
-                self._dry_conn = conn
+            run_id = self.start_run(conn, params, dry_run=dry_run)
+            stats = empty_stats()
             try:
-                run_id = self.start_run(conn, params, dry_run=dry_run)
-                stats = empty_stats()
-                try:
+                with self._work(conn, dry_run):
                     if snapshots:
                         stats["limbo_before"] = self.snapshot_limbo(conn, run_id, "before", anchor, recent_days)
-                    stats["unmatched_carried_forward"] = self.carry_forward_unmatched(conn, run_id, anchor)
                     add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
                     ids = self.select_work_leads(
                         conn,
@@ -243,21 +237,112 @@ class ReconcileCabinetLeadsPipeline:
                     )
                     for batch in chunks(ids, self.batch_size):
                         add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
-                    if snapshots:
-                        stats["limbo_after"] = self.snapshot_limbo(conn, run_id, "after", anchor, recent_days)
-                except BaseException as exc:
-                    if not dry_run:
-                        self.finish_run(conn, run_id, "failed", stats, error=f"{type(exc).__name__}: {exc}")
-                    raise
-                stats["run_id"] = run_id
-                stats["seconds"] = round(time.monotonic() - started, 3)
-                self.finish_run(conn, run_id, "success", stats)
-            finally:
-                if dry_run:
-                    outer.rollback()
-                    self._dry_conn = None
+                    stats.update(self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
+            except BaseException as exc:
+                self.finish_run(conn, run_id, "failed", stats, error=f"{type(exc).__name__}: {exc}")
+                raise
+            stats["run_id"] = run_id
+            stats["seconds"] = round(time.monotonic() - started, 3)
+            self.finish_run(conn, run_id, "success", stats)
         log.info("run %s finished: %s", run_id, {k: stats[k] for k in STAT_KEYS})
         return stats
+
+    @contextlib.contextmanager
+    def _work(self, conn: Connection, dry_run: bool) -> Iterator[None]:
+        """The run's work: committed batch by batch, or (dry run) one transaction rolled back at the end."""
+        if not dry_run:
+            yield
+            return
+        if conn.in_transaction():
+            conn.commit()
+        outer = conn.begin()
+        self._dry_conn = conn
+        try:
+            yield
+        finally:
+            self._dry_conn = None
+            outer.rollback()
+
+    def _finish_work(
+        self, conn: Connection, run_id: int, anchor: dt.datetime, recent_days: int, *, snapshots: bool = True
+    ) -> dict:
+        """After the batches: carry unlinked records into today's unmatched snapshot, take the
+        after-snapshot and the alert metrics."""
+        out: dict = {"unmatched_carried_forward": self.carry_forward_unmatched(conn, run_id, anchor)}
+        if snapshots:
+            out["limbo_after"] = self.snapshot_limbo(conn, run_id, "after", anchor, recent_days)
+        out["alert_metrics"] = self.alert_metrics(conn, anchor)
+        return out
+
+    # ------------------------------------------------------------------ step API (one Airflow task each)
+    # Each step opens its own connection (from the Engine) and commits its own work; with
+    # dry_run=True it rolls its work back (run records and snapshots are still written).
+
+    def begin_run(self, params: dict, *, dry_run: bool = False) -> int:
+        with self._connect() as conn:
+            return self.start_run(conn, params, dry_run=dry_run)
+
+    def end_run(self, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
+        with self._connect() as conn:
+            self.finish_run(conn, run_id, status, stats, error=error)
+
+    def take_snapshot(self, run_id: int, phase: str, anchor: dt.datetime, recent_days: int = 30) -> dict[str, int]:
+        with self._connect() as conn:
+            return self.snapshot_limbo(conn, run_id, phase, anchor, recent_days)
+
+    def reconcile_recent(
+        self, run_id: int, anchor: dt.datetime, recent_days: int = 30, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Driver accounts first, then the leads of [anchor - recent_days, anchor) that need work."""
+        stats = empty_stats()
+        with self._connect() as conn, self._work(conn, dry_run):
+            add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
+            ids = self.select_work_leads(
+                conn, anchor=anchor, recent_days=recent_days, process_recent=True, process_limbo=False
+            )
+            for batch in chunks(ids, self.batch_size):
+                add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
+        return stats
+
+    def plan_limbo(
+        self, anchor: dt.datetime, limbo_stages: Sequence[str] = LIMBO_STAGES, *, max_ranges: int = 64
+    ) -> list[LeadRange]:
+        """The limbo backlog that needs work, cut into at most ``max_ranges`` ranges of whole batches."""
+        with self._connect() as conn:
+            ids = self.select_work_leads(
+                conn, anchor=anchor, process_recent=False, process_limbo=True,
+                limbo_stages=validate_stages(limbo_stages),
+            )
+        return self.plan_lead_ranges(ids, max_ranges)
+
+    def reconcile_limbo_range(
+        self,
+        run_id: int,
+        lead_range: LeadRange,
+        anchor: dt.datetime,
+        limbo_stages: Sequence[str] = LIMBO_STAGES,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        with self._connect() as conn, self._work(conn, dry_run):
+            return self.reconcile_range(
+                conn, lead_range, run_id=run_id, anchor=anchor, process_recent=False, process_limbo=True,
+                limbo_stages=validate_stages(limbo_stages),
+            )
+
+    def finish_work(self, run_id: int, anchor: dt.datetime, recent_days: int = 30, *, dry_run: bool = False) -> dict:
+        with self._connect() as conn, self._work(conn, dry_run):
+            return self._finish_work(conn, run_id, anchor, recent_days)
+
+    def alert_metrics(self, conn: Connection, anchor: dt.datetime) -> dict[str, int]:
+        with self._tx(conn):
+            row = self._exec(conn, read_sql("funnel/alert_metrics.sql"), {"anchor": anchor}).fetchone()
+        return row._asdict()
+
+    def previous_alert_metrics(self, run_id: int) -> dict[str, int] | None:
+        with self._connect() as conn, self._tx(conn):
+            row = self._run_file(conn, "previous_alert_metrics", {"run_id": run_id}).fetchone()
+        return row.alert_metrics if row else None
 
     # ------------------------------------------------------------------ run records and locks
 
@@ -285,6 +370,7 @@ class ReconcileCabinetLeadsPipeline:
                     self._exec(conn, "select pg_advisory_unlock(%(k)s)", {"k": RUN_LOCK_KEY})
 
     def start_run(self, conn: Connection, params: dict, *, dry_run: bool = False) -> int:
+        """Record the run (committed at once: run records are logs, dry runs are recorded too)."""
         with self._tx(conn):
             return self._run_file(
                 conn,
@@ -298,7 +384,7 @@ class ReconcileCabinetLeadsPipeline:
             ).fetchone()[0]
 
     def finish_run(self, conn: Connection, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
-        if conn.in_transaction() and self._dry_conn is None:
+        if conn.in_transaction():
             conn.rollback()
         with self._tx(conn):
             self._run_file(

@@ -76,6 +76,9 @@ def test_reconcile_explain_health(db_url, pg):
     dry = json.loads(run_cli("reconcile", "--dry-run", "--json", database_url=db_url).stdout)
     assert dry["newly_linked"] == 1 and dry["still_no_candidates"] == 1
     assert pg.execute("select count(*) from canon.identity_links").fetchone()[0] == 0
+    # the dry run is recorded as such, and does not count as a successful run for health
+    assert pg.execute("select dry_run, status from ops.reconcile_runs").fetchall() == [(True, "success")]
+    assert run_cli("health", database_url=db_url).returncode == 1
     res = run_cli("reconcile", "--recent-days", "7", "--limbo-stages", "NO_IDENTITY,NO_DRIVER", database_url=db_url)
     assert res.returncode == 0, res.stderr
     assert "newly_linked" in res.stdout and "still_no_candidates" in res.stdout
