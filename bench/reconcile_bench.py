@@ -172,8 +172,20 @@ def vm_hwm_mb() -> float | None:
     return None
 
 
-def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
+def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statement: bool = False) -> dict:
     pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
+    sql_s: dict[str, list[float]] = {}
+    if by_statement:  # time each named SQL file (execute returns once the server is done)
+        orig_run_file = pipe._run_file
+
+        def timed_run_file(conn, file_name, params=None):
+            t0 = time.perf_counter()
+            try:
+                return orig_run_file(conn, file_name, params)
+            finally:
+                sql_s.setdefault(file_name, []).append(time.perf_counter() - t0)
+
+        pipe._run_file = timed_run_file
     lead_ms: list[float] = []
     lead_idx: list[int] = []  # positions in statements.per_batch that belong to lead batches
     driver_ms: list[float] = []
@@ -194,8 +206,10 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
 
     pipe._identity_batch = timed_batch
 
-    def timed(attr: str, label: str) -> None:
-        orig = getattr(pipe, attr)
+    def timed(attr: str, label) -> None:
+        orig = getattr(pipe, attr, None)
+        if orig is None:  # the pipeline has no such step (any more)
+            return
 
         def wrapper(*args, **kwargs):
             t0 = time.perf_counter()
@@ -211,6 +225,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
     timed("carry_forward_unmatched", "carry_fwd")
     timed("reconcile_drivers", "drivers")
     timed("select_work_leads", "select")
+    timed("alert_metrics", "alerts")
 
     hwm_ok = reset_hwm()
     t0 = time.perf_counter()
@@ -249,9 +264,16 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int) -> dict:
     print(
         f"  time: lead batches {batches_s:.2f} s  {drv}  select {parts.get('select', 0):.2f} s  "
         f"carry_fwd {parts.get('carry_fwd', 0):.2f} s  limbo snapshot before {parts.get('snap_before', 0):.2f} s "
-        f"after {parts.get('snap_after', 0):.2f} s  other {other:.2f} s",
+        f"after {parts.get('snap_after', 0):.2f} s  alert metrics {parts.get('alerts', 0):.2f} s  other {other:.2f} s",
         flush=True,
     )
+    if by_statement:
+        top = sorted(sql_s.items(), key=lambda kv: -sum(kv[1]))
+        print(
+            "  sql: "
+            + "  ".join(f"{k} {sum(v):.2f} s/{len(v)} (med {pct(v, 0.5) * 1000:.1f} ms)" for k, v in top),
+            flush=True,
+        )
     return stats
 
 
@@ -267,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seed anchor day (default 2025-06-01, fixed so runs are comparable)",
     )
     ap.add_argument("--new-fraction", type=float, default=0.01)
+    ap.add_argument("--by-statement", action="store_true", help="also print time per SQL file")
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
 
@@ -298,12 +321,12 @@ def main(argv: list[str] | None = None) -> int:
 
         engine = db.make_engine(url)
         try:
-            run_phase("cold", engine, anchor, args.batch_size)
-            run_phase("warm", engine, anchor, args.batch_size)
+            run_phase("cold", engine, anchor, args.batch_size, args.by_statement)
+            run_phase("warm", engine, anchor, args.batch_size, args.by_statement)
             t0 = time.perf_counter()
             added = add_new_leads(url, args.new_fraction, args.seed, anchor)
             print(f"added {added} new leads in {time.perf_counter() - t0:.1f} s", flush=True)
-            run_phase("incremental", engine, anchor, args.batch_size)
+            run_phase("incremental", engine, anchor, args.batch_size, args.by_statement)
         finally:
             engine.dispose()
         print(f"# load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)

@@ -19,6 +19,18 @@ import sqlalchemy as sa
 
 from cabinet_leads import db
 
+# Airflow reads its configuration when first imported: point it at a test home before any test
+# module imports it. The dag.test() runs use a SQLite metadata database there (the reconcile
+# database is always real PostgreSQL). The Deadline Alert is off for dag.test() (upstream bug
+# apache/airflow#73428 makes dag.test() exit 1 on DAGs with deadline=); the deadline itself is
+# tested under a real scheduler and triggerer in tests/e2e/test_deadline.py.
+AIRFLOW_TEST_HOME = db.PROJECT_ROOT / ".local" / "airflow-test"
+os.environ.setdefault("AIRFLOW_HOME", str(AIRFLOW_TEST_HOME))
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(db.PROJECT_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(db.PROJECT_ROOT / "plugins")
+os.environ["CABINET_LEADS_DEADLINE_MINUTES"] = "0"
+
 TEMPLATE = "cabinet_leads_test_template"
 
 

@@ -178,7 +178,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     with psycopg.connect(db.libpq_url(db.database_url())) as conn:
-        row = conn.execute(db.read_sql("reconcile/last_success.sql")).fetchone()
+        row = conn.execute(db.read_sql("reconcile/last_success.sql"), {"triggered_by": None}).fetchone()
     if row is None:
         data = {"healthy": False, "last_success": None, "max_age_seconds": args.max_age}
         _emit(args, data, "UNHEALTHY: no successful reconcile run recorded")

@@ -291,12 +291,21 @@ class ReconcileCabinetLeadsPipeline:
             return self.snapshot_limbo(conn, run_id, phase, anchor, recent_days)
 
     def reconcile_recent(
-        self, run_id: int, anchor: dt.datetime, recent_days: int = 30, *, dry_run: bool = False
+        self,
+        run_id: int,
+        anchor: dt.datetime,
+        recent_days: int = 30,
+        *,
+        include_leads: bool = True,
+        dry_run: bool = False,
     ) -> dict[str, int]:
-        """Driver accounts first, then the leads of [anchor - recent_days, anchor) that need work."""
+        """Driver accounts first, then (unless ``include_leads`` is false) the leads of
+        [anchor - recent_days, anchor) that need work."""
         stats = empty_stats()
         with self._connect() as conn, self._work(conn, dry_run):
             add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
+            if not include_leads:
+                return stats
             ids = self.select_work_leads(
                 conn, anchor=anchor, recent_days=recent_days, process_recent=True, process_limbo=False
             )
