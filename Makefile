@@ -46,7 +46,13 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# A local Airflow UI for this project in the background (bin/airflow-local; AIRFLOW_PORT=8080).
+.PHONY: airflow
+airflow: install
+	bin/airflow-local start
+
 stop:
+	@bin/airflow-local stop
 	@if [ -x $(BIN)/cabinet-leads ]; then $(BIN)/cabinet-leads stop; else echo "nothing installed, nothing to stop"; fi
 
 lock:

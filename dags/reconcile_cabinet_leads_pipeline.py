@@ -50,28 +50,12 @@ from airflow.sdk import (
     dag,
     task,
 )
+from cabinet_leads_airflow import SMTP_CONN_ID, alert_email, default_args, pipeline, send_email
 
 DAG_ID = "reconcile_cabinet_leads_pipeline"
-RECONCILE_CONN_ID = "reconcile_db"
-SMTP_CONN_ID = "smtp_default"
-ALERT_EMAIL = os.environ.get("CABINET_LEADS_ALERT_EMAIL", "data-oncall@example.com")
 DEADLINE_MINUTES = float(os.environ.get("CABINET_LEADS_DEADLINE_MINUTES", "45"))
-STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
 MAX_MAPPED_RANGES = 64
 LIMBO_STAGES = ["NO_IDENTITY", "NO_DRIVER", "TRIPS_NO_CLAIM"]
-
-failure_email = SmtpNotifier(
-    to=ALERT_EMAIL,
-    smtp_conn_id=SMTP_CONN_ID,
-    subject="[cabinet-leads] FAILED {{ ti.dag_id }}.{{ ti.task_id }} run {{ run_id }} try {{ ti.try_number }}",
-    html_content=(
-        "<p>Task <b>{{ ti.task_id }}</b> of DAG <b>{{ ti.dag_id }}</b> failed.</p>"
-        "<ul><li>run: {{ run_id }}</li><li>try number: {{ ti.try_number }}</li>"
-        "<li>map index: {{ ti.map_index }}</li>"
-        "<li>exception: <pre>{{ exception | e }}</pre></li>"
-        "<li>log: <a href='{{ ti.log_url }}'>{{ ti.log_url }}</a></li></ul>"
-    ),
-)
 
 deadline = None
 if DEADLINE_MINUTES > 0:
@@ -81,7 +65,7 @@ if DEADLINE_MINUTES > 0:
         callback=AsyncCallback(
             SmtpNotifier,
             kwargs={
-                "to": ALERT_EMAIL,
+                "to": alert_email(),
                 "smtp_conn_id": SMTP_CONN_ID,
                 "subject": f"[cabinet-leads] DEADLINE MISSED: {DAG_ID} not finished {DEADLINE_MINUTES:g} min after queued",
                 "html_content": (
@@ -96,19 +80,7 @@ if DEADLINE_MINUTES > 0:
 
 
 def _pipeline(params: dict, external_run_id: str | None = None):
-    """The domain pipeline on the reconcile_db connection (import inside tasks: parsing stays light)."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    from cabinet_leads.pipeline import ReconcileCabinetLeadsPipeline
-
-    engine = PostgresHook(postgres_conn_id=RECONCILE_CONN_ID).get_sqlalchemy_engine()
-    return ReconcileCabinetLeadsPipeline(
-        engine,
-        batch_size=int(params["batch_size"]),
-        triggered_by="airflow",
-        external_run_id=external_run_id,
-        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-    )
+    return pipeline(params["batch_size"], external_run_id)
 
 
 def _anchor(run: dict) -> dt.datetime:
@@ -124,15 +96,9 @@ def _anchor(run: dict) -> dt.datetime:
     doc_md=__doc__,
     tags=["cabinet-leads", "identity", "reconcile"],
     deadline=deadline,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-        "execution_timeout": dt.timedelta(minutes=30),
-        "on_failure_callback": [failure_email],
-    },
+    default_args=default_args(
+        execution_timeout=dt.timedelta(minutes=30), max_retry_delay=dt.timedelta(minutes=10)
+    ),
     params={
         "process_recent": Param(True, type="boolean", description="Reconcile leads of the recent window"),
         "recent_days": Param(30, type="integer", minimum=1, maximum=365, description="Recent window in days"),
@@ -214,7 +180,6 @@ def reconcile_cabinet_leads_pipeline():
         than, its threshold. Airflow Variables (defaults in brackets):
         cabinet_leads_max_no_identity_last_week [50], cabinet_leads_max_no_identity_growth [20],
         cabinet_leads_max_trips_no_claim [500], cabinet_leads_max_trips_no_claim_growth [50]."""
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
         from airflow.sdk import Variable
 
         from cabinet_leads import alerts
@@ -228,9 +193,7 @@ def reconcile_cabinet_leads_pipeline():
         previous = _pipeline(params).previous_alert_metrics(summary["run_id"])
         found = alerts.evaluate(summary["alert_metrics"], previous, thresholds)
         if found:
-            subject, body = alerts.email(found, dag_id=DAG_ID, run_id=dag_run.run_id)
-            with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as smtp:
-                smtp.send_email_smtp(to=ALERT_EMAIL, subject=subject, html_content=body)
+            send_email(*alerts.email(found, dag_id=DAG_ID, run_id=dag_run.run_id))
         return [f"{a.metric}: {a.reason}" for a in found]
 
     run = snapshot_limbo_distribution()

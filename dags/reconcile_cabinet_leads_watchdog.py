@@ -14,27 +14,11 @@ records (`ops.reconcile_runs`, written by `audit_weekly_funnel`) and emails
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import CronTriggerTimetable, dag, task
+from cabinet_leads_airflow import default_args, reconcile_engine, send_email
 
-RECONCILE_CONN_ID = "reconcile_db"
-SMTP_CONN_ID = "smtp_default"
 WATCHED_DAG_ID = "reconcile_cabinet_leads_pipeline"
-ALERT_EMAIL = os.environ.get("CABINET_LEADS_ALERT_EMAIL", "data-oncall@example.com")
-
-failure_email = SmtpNotifier(
-    to=ALERT_EMAIL,
-    smtp_conn_id=SMTP_CONN_ID,
-    subject="[cabinet-leads] FAILED {{ ti.dag_id }}.{{ ti.task_id }} run {{ run_id }} try {{ ti.try_number }}",
-    html_content=(
-        "<p>The watchdog itself failed, so it cannot tell whether the reconciliation runs.</p>"
-        "<ul><li>run: {{ run_id }}</li><li>try number: {{ ti.try_number }}</li>"
-        "<li>exception: <pre>{{ exception | e }}</pre></li>"
-        "<li>log: <a href='{{ ti.log_url }}'>{{ ti.log_url }}</a></li></ul>"
-    ),
-)
 
 
 @dag(
@@ -45,15 +29,11 @@ failure_email = SmtpNotifier(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["cabinet-leads", "monitoring"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=5),
-        "execution_timeout": dt.timedelta(minutes=5),
-        "on_failure_callback": [failure_email],
-    },
+    default_args=default_args(
+        execution_timeout=dt.timedelta(minutes=5),
+        max_retry_delay=dt.timedelta(minutes=5),
+        what=" The watchdog cannot tell whether the reconciliation runs.",
+    ),
 )
 def reconcile_cabinet_leads_watchdog():
     @task(task_id="check_last_successful_run")
@@ -61,15 +41,13 @@ def reconcile_cabinet_leads_watchdog():
         """Email when the newest successful Airflow run is older than the limit (or there is none)."""
         import html
 
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
         from airflow.sdk import Variable
 
         from cabinet_leads.db import read_sql
 
         max_age = int(Variable.get("cabinet_leads_watchdog_max_age_minutes", default=120)) * 60
-        hook = PostgresHook(postgres_conn_id=RECONCILE_CONN_ID)
-        row = hook.get_first(read_sql("reconcile/last_success.sql"), parameters={"triggered_by": "airflow"})
+        with reconcile_engine().connect() as conn:
+            row = conn.exec_driver_sql(read_sql("reconcile/last_success.sql"), {"triggered_by": "airflow"}).first()
         age = None if row is None else int(row[3])
         stale = age is None or age > max_age
         if stale:
@@ -81,8 +59,7 @@ def reconcile_cabinet_leads_watchdog():
                 "Check the Airflow UI (DAG import errors, recent runs).</p>"
                 f"<p>Watchdog run {html.escape(dag_run.run_id)}.</p>"
             )
-            with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as smtp:
-                smtp.send_email_smtp(to=ALERT_EMAIL, subject=subject, html_content=body)
+            send_email(subject, body)
         return {"stale": stale, "age_seconds": age, "max_age_seconds": max_age}
 
     check_last_successful_run()

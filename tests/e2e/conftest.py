@@ -27,8 +27,10 @@ def airflow_db() -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def main_dag(airflow_db):
+    """The project's DAGs, parsed afresh for each test: dag.test(run_conf=...) leaves the conf in
+    the DAG object's params, so a shared DAG would carry one test's params into the next."""
     from airflow.models import DagBag
 
     bag = DagBag(dag_folder=str(db.PROJECT_ROOT / "dags"))

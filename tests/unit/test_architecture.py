@@ -1,0 +1,36 @@
+"""The domain package stays free of Airflow; DAG files never import each other."""
+
+import ast
+
+import pytest
+
+from cabinet_leads import db
+
+DOMAIN = sorted((db.PROJECT_ROOT / "include" / "cabinet_leads").glob("*.py"))
+DAGS = sorted((db.PROJECT_ROOT / "dags").glob("*.py"))
+
+
+def imported_modules(path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", DOMAIN, ids=lambda p: p.name)
+def test_domain_module_imports_no_airflow(path):
+    assert not [m for m in imported_modules(path) if m.split(".")[0] in ("airflow", "cabinet_leads_airflow")]
+
+
+@pytest.mark.parametrize("path", DAGS, ids=lambda p: p.name)
+def test_dag_files_do_not_import_each_other(path):
+    others = {p.stem for p in DAGS}
+    assert not [m for m in imported_modules(path) if m.split(".")[0] in others | {"dags"}]
+
+
+def test_there_are_modules_to_check():
+    assert len(DOMAIN) >= 8 and len(DAGS) == 2
