@@ -164,3 +164,23 @@ def test_watchdog_emails_on_stale_or_missing_success(main_dag, reconcile_conn, p
     assert xcoms(stale, "check_last_successful_run")[-1]["stale"] is True
     messages = smtp_server.wait_for(2)
     assert len(messages) == 2 and "180 minutes ago" in messages[1]["subject"]
+
+
+def test_readme_backfill_command_plans_one_run_per_hour(airflow_db):
+    """The README's `airflow backfill create` (as a dry run) plans one run per hour of the range."""
+    import os
+    import subprocess
+    import sys
+
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    subprocess.run([airflow, "dags", "reserialize"], capture_output=True, text=True, timeout=300, check=True)
+    res = subprocess.run(
+        [airflow, "backfill", "create", "--dag-id", MAIN, "--from-date", "2026-03-01T00:00:00",
+         "--to-date", "2026-03-01T03:00:00", "--max-active-runs", "1", "--dry-run"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    planned = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("| 2026-03-01 0")]
+    assert [line.split("|")[1].strip() for line in planned] == [
+        f"2026-03-01 0{h}:00:00+00:00" for h in range(4)
+    ]
