@@ -334,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"kept database {name}: {url}")
         else:
-            drop_database(admin_url, name)
+            try:
+                drop_database(admin_url, name)
+            except psycopg.Error as exc:  # do not hide the run's own error behind the cleanup's
+                print(f"could not drop database {name}: {exc}", file=sys.stderr)
     return 0
 
 
