@@ -134,6 +134,7 @@ class ReconcileCabinetLeadsPipeline:
         self.statement_timeout_ms = statement_timeout_ms
         self.statements = _Counter()
         self._dry_conn: Connection | None = None
+        self.last_alert_metrics: dict[str, int] | None = None
         self._sql_cache: dict[str, str] = {}
 
     # ------------------------------------------------------------------ connections
@@ -271,7 +272,9 @@ class ReconcileCabinetLeadsPipeline:
         out: dict = {"unmatched_carried_forward": self.carry_forward_unmatched(conn, run_id, anchor)}
         if snapshots:
             out["limbo_after"] = self.snapshot_limbo(conn, run_id, "after", anchor, recent_days)
-        out["alert_metrics"] = self.alert_metrics(conn, anchor)
+            out["alert_metrics"] = self.last_alert_metrics
+        else:
+            out["alert_metrics"] = self.alert_metrics(conn, anchor)
         return out
 
     # ------------------------------------------------------------------ step API (one Airflow task each)
@@ -416,6 +419,12 @@ class ReconcileCabinetLeadsPipeline:
             ).fetchall()
         counts = dict.fromkeys(STAGES, 0)
         counts.update({r.limbo_stage: r.lead_count for r in rows})
+        week = {r.limbo_stage: r.week_count for r in rows}
+        # the same numbers as funnel/alert_metrics.sql, from the snapshot's scan of the view
+        self.last_alert_metrics = {
+            "limbo_no_identity_last_week": week.get("NO_IDENTITY", 0),
+            "limbo_trips_no_claim": counts["TRIPS_NO_CLAIM"],
+        }
         return counts
 
     def carry_forward_unmatched(self, conn: Connection, run_id: int, anchor: dt.datetime) -> int:

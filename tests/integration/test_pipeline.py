@@ -723,3 +723,14 @@ def test_unmatched_one_row_per_record_per_snapshot_date(db_url, engine, pg):
     assert pg.execute("select count(*) from canon.identity_unmatched").fetchone()[0] == 2 * (
         unlinked_leads + unlinked_drivers
     )
+
+
+def test_alert_metrics_from_the_snapshot_equal_the_alert_query(db_url, engine):
+    """The after-snapshot's scan gives the alert metrics; they equal funnel/alert_metrics.sql."""
+    synthetic.seed(db_url, leads=800, seed=4, anchor=ANCHOR_DATE)
+    pipeline = ReconcileCabinetLeadsPipeline(engine)
+    stats = pipeline.run_reconcile(anchor=ANCHOR)
+    with engine.connect() as conn:
+        direct = pipeline.alert_metrics(conn, ANCHOR)
+    assert stats["alert_metrics"] == direct
+    assert direct["limbo_trips_no_claim"] == stats["limbo_after"]["TRIPS_NO_CLAIM"] > 0

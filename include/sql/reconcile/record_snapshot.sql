@@ -1,4 +1,6 @@
--- Limbo distribution of all leads, stored for trends (ops.limbo_snapshots) and returned.
+-- Limbo distribution of all leads, stored for trends (ops.limbo_snapshots) and returned, with
+-- the leads of the last 7 days per stage (the alert on limbo_no_identity uses it: one scan of
+-- the view gives both).
 with
 
 counts as (
@@ -7,7 +9,10 @@ counts as (
         count(*)::integer as lead_count,
         (count(*) filter (
             where lead_date > (%(anchor)s::timestamptz at time zone 'America/Lima')::date - %(recent_days)s::integer
-        ))::integer as recent_count
+        ))::integer as recent_count,
+        (count(*) filter (
+            where lead_date > (%(anchor)s::timestamptz at time zone 'America/Lima')::date - 7
+        ))::integer as week_count
     from ops.v_cabinet_leads_limbo
     group by limbo_stage
 ),
@@ -33,5 +38,6 @@ select
     counts.limbo_stage,
     counts.lead_count,
     counts.recent_count,
+    counts.week_count,
     (select count(*) from stored) as snapshot_rows
 from counts
