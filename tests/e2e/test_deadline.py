@@ -4,9 +4,12 @@ dag.test() cannot run a DAG with deadline= (apache/airflow#73428), so this test 
 `airflow standalone` through bin/airflow-local (a fresh AIRFLOW_HOME under tmp_path, its own ports,
 the test's PostgreSQL database and aiosmtpd server as connections), triggers a manual run through
 the REST API and waits for the DEADLINE MISSED email. The deadline is 3 s after the run was queued;
-the run (2000 seeded leads, several tasks) takes far longer, so the run really is late, and the
-test checks that: the email arrives while the run is still going, Airflow recorded the deadline of
-this very run as missed, and the late run still finishes successfully with no second email.
+the run (2000 seeded leads, six tasks and a mapped one, each a process of its own) takes 10-30 s,
+so the run really is late, and the test checks that: Airflow recorded the deadline of this very run
+as missed, the run finished only after that deadline (in practice the email arrives while it is
+still running: the test prints the state), and the late run still succeeds with no second email.
+
+Typical time: 35-45 s (15-35 s of it starting Airflow); BUDGET bounds a hanging run.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ DEADLINE = dt.timedelta(minutes=float(DEADLINE_MINUTES))
 ALERT_EMAIL = "deadline-oncall@example.com"
 SUBJECT = "[cabinet-leads] DEADLINE MISSED"
 AIRFLOW_LOCAL = [sys.executable, str(db.PROJECT_ROOT / "bin" / "airflow-local")]
+BUDGET = 170  # seconds for start-up and the test body together (stopping takes at most ~25 s more)
 
 pytestmark = pytest.mark.slow
+
+
+STARTED = [time.monotonic()]  # when the current test began (reset by the fixture)
 
 
 def free_port() -> int:
@@ -41,6 +48,7 @@ def free_port() -> int:
 
 
 def wait_until(what: str, check, timeout: float, every: float = 0.5):
+    timeout = min(timeout, BUDGET - (time.monotonic() - STARTED[0]))
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -69,14 +77,17 @@ def airflow_api(tmp_path, reconcile_conn, smtp_server):
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
     env.pop("AIRFLOW_HOME", None)  # bin/airflow-local sets it from --home
+    STARTED[0] = time.monotonic()
     try:
-        started = time.monotonic()
         res = subprocess.run(
             [*AIRFLOW_LOCAL, "start", *where, "--timeout", "120"],
-            env=env, capture_output=True, text=True, timeout=150,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
         )
         assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
-        print(f"\nairflow standalone healthy after {time.monotonic() - started:.1f} s")
+        print(f"\nairflow standalone healthy after {time.monotonic() - STARTED[0]:.1f} s")
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             token = client.post("/auth/token", json={"username": "admin", "password": password})
@@ -84,7 +95,9 @@ def airflow_api(tmp_path, reconcile_conn, smtp_server):
             client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
             yield client
     finally:
-        res = subprocess.run([*AIRFLOW_LOCAL, "stop", *where], env=env, capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [*AIRFLOW_LOCAL, "stop", *where], env=env, capture_output=True, text=True, timeout=60
+        )
         print(res.stdout + res.stderr, end="")
         log = tmp_path / "run" / "airflow.log"
         if log.exists():
@@ -101,7 +114,7 @@ def test_deadline_alert_emails_while_the_run_is_late(reconcile_conn, smtp_server
     api = airflow_api
 
     # the DAG processor has parsed the project's DAGs, with the deadline of this environment
-    wait_until("the DAG to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}").is_success, 90)
+    wait_until("the DAG to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}").is_success, 60)
     assert api.get("/api/v2/importErrors").json()["total_entries"] == 0
     alerts = api.get(f"/ui/dags/{DAG_ID}/deadlineAlerts").json()
     assert alerts["total_entries"] == 1, alerts
@@ -113,13 +126,13 @@ def test_deadline_alert_emails_while_the_run_is_late(reconcile_conn, smtp_server
     queued_at = dt.datetime.fromisoformat(created.json()["queued_at"])
     triggered = time.monotonic()
 
-    [message] = wait_until("the DEADLINE MISSED email", lambda: deadline_emails(smtp_server), 60, every=0.1)
+    [message] = wait_until("the DEADLINE MISSED email", lambda: deadline_emails(smtp_server), 30, every=0.1)
     emailed_after = time.monotonic() - triggered
     state_then = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
     print(f"deadline email {emailed_after:.1f} s after the trigger; the run was {state_then} then")
     assert emailed_after >= DEADLINE.total_seconds() - 1
     assert message["to"] == ALERT_EMAIL
-    assert str(message["subject"]) == f"{SUBJECT}: {DAG_ID} not finished {DEADLINE_MINUTES} min after queued"
+    assert DAG_ID in str(message["subject"])
     assert "has not finished" in smtp_server.body(message)
 
     # Airflow recorded the deadline of this very run (queued_at + 3 s) as missed
@@ -139,4 +152,7 @@ def test_deadline_alert_emails_while_the_run_is_late(reconcile_conn, smtp_server
     assert end > deadline_time, "the run finished before its deadline: the alert must not have fired"
     assert len(deadline_emails(smtp_server)) == 1
     ran_for = end - queued_at
-    print(f"run took {ran_for.total_seconds():.1f} s from queued to success; test body {time.monotonic() - t0:.1f} s")
+    print(
+        f"run took {ran_for.total_seconds():.1f} s from queued to success; test body {time.monotonic() - t0:.1f} s, "
+        f"with start-up {time.monotonic() - STARTED[0]:.1f} s"
+    )
