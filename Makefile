@@ -1,7 +1,8 @@
 # Two commands on a fresh machine (Python 3.11+, no Docker, no system PostgreSQL):
 #   make demo   - venv, locked install, embedded PostgreSQL, migrate, seed, reconcile, reports
 #   make test   - the same set-up, lint, then the whole test suite
-# make stop stops the embedded PostgreSQL; make lock re-resolves requirements.lock.
+# make airflow starts a local Airflow UI; make stop stops it and the embedded PostgreSQL;
+# make bench prints reconcile figures; make lock re-resolves requirements.lock.
 
 PYTHON ?= python3
 VENV   := .venv
