@@ -36,6 +36,8 @@ demo: install
 	@$(BIN)/cabinet-leads limbo
 	@echo "== AFTER: weekly audit, last 4 weeks"
 	@$(BIN)/cabinet-leads audit --weeks 4
+	@echo "== funnel report (charts and tables in one self-contained HTML file), written to:"
+	@$(BIN)/cabinet-leads report --html .local/report.html
 
 bench: install
 	$(BIN)/python bench/reconcile_bench.py --leads $(or $(LEADS),100000)

@@ -176,6 +176,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cabinet_leads import report
+
+    engine = db.make_engine()
+    with engine.connect() as conn:
+        page = report.render_html(report.collect(conn))
+    path = Path(args.html).expanduser().resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+    _emit(args, {"html": str(path)}, str(path))
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     with psycopg.connect(db.libpq_url(db.database_url())) as conn:
         row = conn.execute(db.read_sql("reconcile/last_success.sql"), {"triggered_by": None}).fetchone()
@@ -263,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", parents=[common], help="why a lead is in its stage: links, keys, trips, claims")
     p.add_argument("lead_id", type=_positive("LEAD_ID"), metavar="LEAD_ID")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", parents=[common], help="write the funnel dashboard as one self-contained HTML file")
+    p.add_argument("--html", required=True, metavar="FILE", help="where to write the page")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("health", parents=[common], help="exit 1 when the last successful run is older than --max-age")
     p.add_argument("--max-age", type=_duration, default=7200, help="e.g. 2h, 90m (default 2h)")

@@ -1,0 +1,16 @@
+-- Open TRIPS_NO_CLAIM worklist rows, oldest milestone first (milestone_claim_worklist_open_idx),
+-- with the lead's name; days open counts from the day the milestone was reached (Lima dates).
+select
+    w.lead_id,
+    l.external_id,
+    concat_ws(' ', nullif(l.first_name, ''), nullif(l.last_name, '')) as lead_name,
+    w.driver_id,
+    w.milestone,
+    w.reached_on,
+    ((now() at time zone 'America/Lima')::date - w.reached_on)::integer as days_open,
+    w.detected_at
+from ops.milestone_claim_worklist as w
+left join public.module_ct_cabinet_leads as l on w.lead_id = l.id
+where w.resolved_at is null
+order by w.reached_on, w.lead_id, w.milestone
+limit %(max_rows)s
