@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 DEMO_LEADS ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install demo bench airflow test lint stop lock clean
+.PHONY: install demo bench airflow test lint browser stop lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ lint: install
 	$(BIN)/ruff check . bin/airflow-local
 	$(BIN)/sqlfluff lint include/sql
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the browser tests: Debian's package when we can install it (root + apt-get).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || [ -d "/Applications/Google Chrome.app" ] \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: no Chromium found and cannot install it here: the browser tests will fail"
 
 # A local Airflow UI for this project in the background (bin/airflow-local; AIRFLOW_PORT=8080).
 airflow: install

@@ -33,12 +33,20 @@ NO_NETWORK = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopba
               "--host-resolver-rules=MAP * ~NOTFOUND"]
 
 
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+MACOS_CHROME = "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"
+
+
 def chromium_path() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("headless Chromium is required: `chromium` is not on PATH. Install Debian's package "
-                    "(apt-get install chromium); .ci/run installs it before `make test`.")
-    return found
+    """Debian's chromium (what CI installs), or another Chromium/Chrome found on this machine."""
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.path.exists(MACOS_CHROME):
+        return MACOS_CHROME
+    pytest.fail("headless Chromium is required and none was found (chromium, google-chrome). `make test` "
+                "installs Debian's package when it can (root with apt-get); otherwise install Chromium or Chrome.")
 
 
 def chromium(url: str, tmp_path, *extra: str, timeout: float = 90) -> str:
