@@ -3,9 +3,10 @@
 and the open claim worklist as CSV. No Airflow here: the plugin in ``plugins/cabinet_funnel.py``
 and ``cabinet-leads report --html`` both call this module.
 
-Cheap at 1,000,000 leads: only the weekly stacked bars read the limbo view, bounded by an indexed
-``lead_created_at`` range (the last 12 weeks' leads); the distribution and the trends come from
-the job's snapshots, runs and worklist from small tables read through their indexes.
+Cheap at 1,000,000 leads: nothing scans the leads. The distribution, the weekly bars and the trends
+come from the job's snapshots (``ops.limbo_snapshots``, ``ops.weekly_funnel_snapshots``: each run
+writes them from one scan of the limbo view), runs and worklist from small tables read through
+their indexes.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def first_week(today: dt.date, weeks: int = WEEKS) -> dt.date:
 
 def weekly_stages(conn: Connection, *, today: dt.date | None = None, weeks: int = WEEKS) -> list[dict]:
     """One row per week (oldest first, every week present, zeros included) with the five stages and
-    the total, in the columns of ops.v_cabinet_14d_funnel_audit_weekly."""
+    the total, in the columns of ops.v_cabinet_14d_funnel_audit_weekly, as of the newest run's
+    after-snapshot."""
     start = first_week(today or lima_today(), weeks)
     counts: dict[tuple[dt.date, str], int] = {
         (r["week_start"], r["limbo_stage"]): r["lead_count"]
@@ -105,20 +107,11 @@ def open_worklist(conn: Connection, *, max_rows: int | None = WORKLIST_ROWS) -> 
     return _query(conn, "open_worklist", max_rows=max_rows)
 
 
-def collect(
-    conn: Connection,
-    *,
-    today: dt.date | None = None,
-    weekly: list[dict] | None = None,
-    compute_weekly: bool = True,
-) -> dict:
-    """Everything the page shows. ``weekly`` passes cached weekly rows; with ``compute_weekly=False``
-    and no rows the page says the weekly bars are being computed."""
-    if weekly is None and compute_weekly:
-        weekly = weekly_stages(conn, today=today)
+def collect(conn: Connection, *, today: dt.date | None = None) -> dict:
+    """Everything the page shows."""
     return {
         "generated_at": dt.datetime.now(dt.UTC),
-        "weekly": weekly,
+        "weekly": weekly_stages(conn, today=today),
         "distribution": latest_distribution(conn),
         "trend": limbo_trend(conn),
         "runs": recent_runs(conn),
@@ -387,19 +380,14 @@ def render_html(data: dict, *, search_html: str = "", csv_href: str | None = Non
     e = html.escape
     weekly = data["weekly"]
     period = f"{weekly[0]['week_start']} .. {weekly[-1]['week_start']}" if weekly else "-"
-    if weekly is None:
-        weekly_section = ['<section id="weekly"><h2>Leads per week by stage (last 12 weeks)</h2>',
-                          '<p class="empty pending">The weekly bars are being computed (they read the limbo '
-                          "view for the last 12 weeks' leads); reload the page in a few seconds.</p></section>"]
-    else:
-        weekly_section = [
-            f'<section id="weekly"><h2>Leads per week by stage (last {len(weekly)} weeks: {e(period)})</h2>',
-            _legend(STAGES), weekly_chart(weekly),
-            _table(["week_start", "leads_total", *STAGES],
-                   [("", [w["week_start"], _num(w["leads_total"]), *(_num(w[s]) for s in STAGES)])
-                    for w in reversed(weekly)], "weekly"),
-            "</section>",
-        ]
+    weekly_section = [
+        f'<section id="weekly"><h2>Leads per week by stage (last {len(weekly)} weeks: {e(period)})</h2>',
+        _legend(STAGES), weekly_chart(weekly),
+        _table(["week_start", "leads_total", *STAGES],
+               [("", [w["week_start"], _num(w["leads_total"]), *(_num(w[s]) for s in STAGES)])
+                for w in reversed(weekly)], "weekly"),
+        "</section>",
+    ]
     csv_link = f' <a href="{e(csv_href)}" download>Download CSV</a>' if csv_href else ""
     return "".join([
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",

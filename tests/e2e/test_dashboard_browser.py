@@ -80,7 +80,7 @@ def seeded(server_url, template_url):
 @pytest.fixture(scope="module")
 def served(seeded):
     """The plugin's app on a free 127.0.0.1 port, in a thread."""
-    app = load_plugin_module().create_app(get_conn=seeded.engine.connect, require_login=False, weekly_wait=60)
+    app = load_plugin_module().create_app(get_conn=seeded.engine.connect, require_login=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

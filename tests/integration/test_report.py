@@ -3,7 +3,6 @@ the job, then collect(), the page, the CSV, the FastAPI app of the Airflow plugi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import importlib.util
 import io
@@ -11,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from types import SimpleNamespace
 
@@ -171,7 +169,7 @@ def test_search_by_phone_finds_linked_leads(seeded):
 
 def test_app_routes_answer_with_real_data(seeded):
     module = load_plugin_module()
-    client = TestClient(module.create_app(get_conn=seeded.engine.connect, require_login=False, weekly_wait=60))
+    client = TestClient(module.create_app(get_conn=seeded.engine.connect, require_login=False))
     started = time.perf_counter()
     page = client.get("/")
     elapsed = time.perf_counter() - started
@@ -234,62 +232,11 @@ def test_cli_writes_the_report(seeded, tmp_path):
     assert bad.stderr.startswith("cabinet-leads: error: cannot write") and bad.stderr.count("\n") == 1
 
 
-def _wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert condition()
-
-
-def test_weekly_cache_serves_stale_rows_while_one_thread_refreshes():
-    module = load_plugin_module()
-    calls = []
-
-    def weekly_stages(conn, today=None):
-        calls.append(today)
-        return [{"computed": len(calls)}]
-
-    stub = SimpleNamespace(lima_today=report.lima_today, first_week=report.first_week, weekly_stages=weekly_stages)
-    cache = module._WeeklyCache(0.05, lambda: contextlib.nullcontext(None), wait=5)
-    assert cache.get(stub) == [{"computed": 1}]
-    assert cache.get(stub) == [{"computed": 1}]  # fresh: no query
-    time.sleep(0.1)
-    assert cache.get(stub) == [{"computed": 1}]  # stale: served at once, refreshed behind
-    _wait_until(lambda: len(calls) == 2 and cache.running is None)
-    assert cache.get(stub) == [{"computed": 2}]
-
-
-def test_weekly_cache_never_keeps_a_request_waiting_for_a_slow_view():
-    module = load_plugin_module()
-    release = threading.Event()
-
-    def weekly_stages(conn, today=None):
-        release.wait(5)
-        return [{"computed": 1}]
-
-    stub = SimpleNamespace(lima_today=report.lima_today, first_week=report.first_week, weekly_stages=weekly_stages)
-    cache = module._WeeklyCache(600, lambda: contextlib.nullcontext(None), wait=0.05)
-    started = time.monotonic()
-    assert cache.get(stub) is None  # still computing: the page says so
-    assert time.monotonic() - started < 1
-    release.set()
-    _wait_until(lambda: cache.running is None)
-    assert cache.get(stub) == [{"computed": 1}]
-
-
-def test_page_without_weekly_rows_says_they_are_being_computed(seeded):
-    with seeded.engine.connect() as conn:
-        data = report.collect(conn, compute_weekly=False)
-    assert data["weekly"] is None
-    page = report.render_html(data)
-    assert "being computed" in page and '<g class="week"' not in page and "trend-chart" in page
-
-
 def test_default_connection_is_reconcile_db(seeded, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_RECONCILE_DB", db.airflow_conn_uri(seeded.url))
     module = load_plugin_module()
     assert module._engine is None  # nothing looked up at import
-    client = TestClient(module.create_app(require_login=False, weekly_wait=60))
+    client = TestClient(module.create_app(require_login=False))
     try:
         found = client.get("/", params={"q": str(seeded.hostile_id)})
         assert found.status_code == 200, found.text[-2000:]

@@ -1,12 +1,18 @@
--- Leads per week and funnel stage from the Monday %(first_week)s (Lima dates) on: the dashboard's
--- stacked bars. The stages come from ops.v_cabinet_leads_limbo, the same rows the weekly audit
--- view counts. The bound is on lead_created_at (indexed) rather than on week_start: a filter on
--- the view's computed week_start reaches the base table only as a filter of a full scan.
+-- Leads per week and funnel stage from the Monday %(first_week)s on, as stored by the newest
+-- after-snapshot (ops.weekly_funnel_snapshots, written by each run from its scan of
+-- ops.v_cabinet_leads_limbo): the dashboard's stacked bars, read without scanning the view.
+with
+
+newest as (
+    select max(run_id) as run_id
+    from ops.weekly_funnel_snapshots
+)
+
 select
-    week_start,
-    limbo_stage,
-    count(*)::integer as lead_count
-from ops.v_cabinet_leads_limbo
-where lead_created_at >= (%(first_week)s::date)::timestamp at time zone 'America/Lima'
-group by week_start, limbo_stage
-order by week_start, limbo_stage
+    w.week_start,
+    w.limbo_stage,
+    w.lead_count
+from ops.weekly_funnel_snapshots as w
+inner join newest on w.run_id = newest.run_id
+where w.week_start >= %(first_week)s::date
+order by w.week_start, w.limbo_stage
