@@ -8,17 +8,19 @@ template``), which takes a few tens of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from cabinet_leads import db
+from cabinet_leads import ReconcileCabinetLeadsPipeline, db, report, synthetic
 
 # Airflow reads its configuration when first imported: point it at a test home before any test
 # module imports it. The dag.test() runs use a SQLite metadata database there (the reconcile
@@ -76,12 +78,21 @@ def drop_database(server_url: str, url: str) -> None:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@contextlib.contextmanager
+def fresh_database(server_url: str, template_url: str) -> Iterator[str]:
+    """A freshly migrated, empty database (libpq URL), dropped afterwards."""
+    url = create_database(server_url, template_url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, url)
+
+
 @pytest.fixture
 def db_url(server_url: str, template_url: str) -> Iterator[str]:
     """A freshly migrated, empty database of its own (libpq URL)."""
-    url = create_database(server_url, template_url)
-    yield url
-    drop_database(server_url, url)
+    with fresh_database(server_url, template_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -96,3 +107,34 @@ def pg(db_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit psycopg connection to the test's database, for arranging and checking data."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
+
+
+# ------------------------------------------------------------------ a reconciled data set for the dashboard
+
+HOSTILE = synthetic.SCRIPT_NAME
+
+
+def seed_and_run(url: str, leads: int = 800) -> SimpleNamespace:
+    """Seed leads up to yesterday (Lima), run the job twice and record one failed run."""
+    synthetic.seed(url, leads=leads, seed=7, anchor=report.lima_today())
+    engine = db.make_engine(url)
+    pipeline = ReconcileCabinetLeadsPipeline(engine)
+    stats = [pipeline.run_reconcile(), pipeline.run_reconcile()]
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(
+            "insert into ops.reconcile_runs (status, finished_at, error, stats) "
+            "values ('failed', clock_timestamp(), 'RuntimeError: boom', '{\"processed\": 3, \"errors\": 1}')"
+        )
+        hostile_id = pg.execute(
+            "select id from public.module_ct_cabinet_leads where first_name = %s", (HOSTILE,)
+        ).fetchone()[0]
+    return SimpleNamespace(url=url, engine=engine, stats=stats, hostile_id=hostile_id)
+
+
+@pytest.fixture(scope="module")
+def seeded(server_url, template_url):
+    """One database per test module, seeded and reconciled (shared by the browser tests too)."""
+    with fresh_database(server_url, template_url) as url:
+        data = seed_and_run(url)
+        yield data
+        data.engine.dispose()

@@ -24,8 +24,8 @@ import uvicorn
 
 from cabinet_leads import db, funnel
 from cabinet_leads.funnel import STAGES
-from tests.conftest import create_database, drop_database
-from tests.integration.test_report import HOSTILE, load_plugin_module, seed_and_run
+from tests.conftest import HOSTILE
+from tests.integration.test_report import load_plugin_module
 
 ARTIFACTS = db.PROJECT_ROOT / "artifacts"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -68,13 +68,6 @@ def dump_dom(url: str, tmp_path, *extra: str) -> str:
     return dom
 
 
-@pytest.fixture(scope="module")
-def seeded(server_url, template_url):
-    url = create_database(server_url, template_url)
-    data = seed_and_run(url)
-    yield data
-    data.engine.dispose()
-    drop_database(server_url, url)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from cabinet_leads import ReconcileCabinetLeadsPipeline, db, synthetic
 from cabinet_leads.normalize import given_names_conflict
 from cabinet_leads.pipeline import STAT_KEYS, chunks
-from tests.conftest import create_database, drop_database
+from tests.conftest import fresh_database
 
 ANCHOR = dt.datetime(2025, 6, 2, 17, 0, tzinfo=dt.UTC)  # 12:00 in Lima
 ANCHOR_DATE = ANCHOR.date()  # the seed's anchor: the day after the last sign-up day (Lima)
@@ -165,9 +165,8 @@ def assert_c0(pg: psycopg.Connection) -> None:
 @pytest.fixture
 def twin_url(server_url: str, template_url: str) -> Iterator[str]:
     """A second fresh database, to hold an identical copy of the data for comparisons."""
-    url = create_database(server_url, template_url)
-    yield url
-    drop_database(server_url, url)
+    with fresh_database(server_url, template_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,17 +11,13 @@ import os
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
-import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
-from cabinet_leads import ReconcileCabinetLeadsPipeline, db, funnel, report, synthetic
+from cabinet_leads import db, funnel, report
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
-from tests.conftest import create_database, drop_database
+from tests.conftest import HOSTILE
 
-HOSTILE = synthetic.SCRIPT_NAME
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PLUGIN_FILE = db.PROJECT_ROOT / "plugins" / "cabinet_funnel.py"
 
@@ -31,32 +27,6 @@ def load_plugin_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def seed_and_run(url: str, leads: int = 800) -> SimpleNamespace:
-    """Seed leads up to yesterday (Lima), run the job twice and record one failed run."""
-    synthetic.seed(url, leads=leads, seed=7, anchor=report.lima_today())
-    engine = db.make_engine(url)
-    pipeline = ReconcileCabinetLeadsPipeline(engine)
-    stats = [pipeline.run_reconcile(), pipeline.run_reconcile()]
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(
-            "insert into ops.reconcile_runs (status, finished_at, error, stats) "
-            "values ('failed', clock_timestamp(), 'RuntimeError: boom', '{\"processed\": 3, \"errors\": 1}')"
-        )
-        hostile_id = pg.execute(
-            "select id from public.module_ct_cabinet_leads where first_name = %s", (HOSTILE,)
-        ).fetchone()[0]
-    return SimpleNamespace(url=url, engine=engine, stats=stats, hostile_id=hostile_id)
-
-
-@pytest.fixture(scope="module")
-def seeded(server_url, template_url):
-    url = create_database(server_url, template_url)
-    data = seed_and_run(url)
-    yield data
-    data.engine.dispose()
-    drop_database(server_url, url)
 
 
 def run_cli(*args: str, url: str) -> subprocess.CompletedProcess:
