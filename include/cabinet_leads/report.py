@@ -140,7 +140,7 @@ def _csv_safe(value) -> str:
 
 
 def find_lead_ids(conn: Connection, query: str) -> list[int]:
-    """Lead ids for a search: a lead id, and/or the leads linked to the person owning a phone."""
+    """Lead ids for a search: a lead id, and/or the leads with that phone or linked to the person owning it."""
     text = query.strip()
     ids: list[int] = []
     if re.fullmatch(r"[0-9]{1,18}", text):

@@ -215,3 +215,17 @@ def test_default_connection_is_reconcile_db(seeded, monkeypatch):
     finally:
         if module._engine is not None:
             module._engine.dispose()
+
+
+def test_search_by_phone_finds_unlinked_leads_too(seeded):
+    """An AMBIGUOUS lead is linked to nobody; its own normalised phone still finds it."""
+    with seeded.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "select rk.source_pk::bigint, rk.phone from canon.record_keys as rk "
+            "where rk.source_table = 'module_ct_cabinet_leads' and rk.phone is not null and not exists ("
+            " select 1 from canon.identity_links as l where l.source_table = rk.source_table "
+            " and l.source_pk = rk.source_pk) order by 1 limit 1"
+        ).one()
+        lead_id, phone = row
+        assert lead_id in report.find_lead_ids(conn, phone[3:])
+        assert any(f"lead {lead_id} (" in text for text in report.search(conn, phone))
