@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cabinet_leads.db import read_sql
@@ -67,20 +66,3 @@ def format_audit(rows: list[dict]) -> str:
         cells = [str(r[c]) for c in AUDIT_COLUMNS]
         out.append("".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
     return "\n".join(out)
-
-
-def stage_counts(conn: Connection, lead_ids: list[int] | None = None) -> dict[str, int]:
-    """Stage -> count over all leads (or the given ones); used for snapshots and tests."""
-    if lead_ids is None:
-        rows = conn.execute(sa.text("select limbo_stage, count(*) from ops.v_cabinet_leads_limbo group by 1"))
-    else:
-        rows = conn.execute(
-            sa.text(
-                "select limbo_stage, count(*) from ops.v_cabinet_leads_limbo "
-                "where lead_id = any(:ids) group by 1"
-            ),
-            {"ids": lead_ids},
-        )
-    counts = dict.fromkeys(STAGES, 0)
-    counts.update({stage: n for stage, n in rows})
-    return counts

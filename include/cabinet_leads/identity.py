@@ -33,7 +33,6 @@ NEW_IDENTITY = "NEW_IDENTITY"
 class Record:
     """One source record (lead or driver account) with its normalised keys."""
 
-    source_table: str
     source_pk: str
     keys: dict[str, str]  # key_type -> normalised value, valid strong keys only
     name: str = ""

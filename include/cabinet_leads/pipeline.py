@@ -90,7 +90,6 @@ class LeadRange:
 class _Row:
     source_pk: str
     updated_at: dt.datetime
-    raw: dict
     keys: dict | None
     linked_person_key: int | None
 
@@ -559,7 +558,7 @@ class ReconcileCabinetLeadsPipeline:
         keys = [str(i) for i in ids]
         for r in self._run_file(conn, name, {"ids": keys if table == DRIVERS else ids, "keys": keys}):
             m = r._asdict()
-            row = _Row(m["source_pk"], m["updated_at"], m, None, m["linked_person_key"])
+            row = _Row(m["source_pk"], m["updated_at"], None, m["linked_person_key"])
             if m["keys_updated_at"] is not None and m["keys_updated_at"] == m["updated_at"]:
                 row.keys = {
                     "phone": m["key_phone"],
@@ -598,7 +597,6 @@ class ReconcileCabinetLeadsPipeline:
     def _decide(self, conn: Connection, rows: list[_Row]) -> identity.BatchDecisions:
         records = [
             identity.Record(
-                source_table="",
                 source_pk=r.source_pk,
                 keys={
                     k: v
