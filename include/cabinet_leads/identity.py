@@ -13,6 +13,9 @@ Rules:
   and both given names are present and clearly different, the record is AMBIGUOUS too.
 - C0.4 valid keys and no candidate: a new person (NEW_IDENTITY); no valid key: NO_CANDIDATES.
 - C0.5 a record that links attaches its other (unowned) strong keys to the person.
+- Hot keys: a key value that the data shows is shared by records of clearly different people
+  (``hot_keys``, found by the pipeline) is never matched or attached: the record is decided on its
+  other keys, and is AMBIGUOUS (why "hot key", with the counts) when it has no other key.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Record:
     given_name: str = ""
     problems: tuple[str, ...] = ()
     invalid_reason: str | None = None
+    hot_keys: dict[str, dict] = field(default_factory=dict)  # key_type -> value and counts, never used
 
 
 @dataclass
@@ -80,12 +84,23 @@ def match_rule_for(matched: list[str]) -> str:
     return "MATCH_" + "_".join(k for k in ("DOC", "PHONE", "LICENSE") if k in matched)
 
 
+def without_hot_keys(rec: Record, hot_keys: dict[tuple[str, str], dict]) -> Record:
+    """``rec`` with its hot key values moved from ``keys`` to ``hot_keys`` (evidence only)."""
+    hot = {k: {"value": v, **hot_keys[(k, v)]} for k, v in rec.keys.items() if (k, v) in hot_keys}
+    if not hot:
+        return rec
+    return Record(rec.source_pk, {k: v for k, v in rec.keys.items() if k not in hot}, rec.name, rec.given_name,
+                  rec.problems, rec.invalid_reason, hot)
+
+
 def match_batch(
     records: list[Record],
     key_owners: dict[tuple[str, str], int],
     persons: dict[int, Person],
+    hot_keys: dict[tuple[str, str], dict] | None = None,
 ) -> BatchDecisions:
-    """Decide every record of a batch. ``key_owners`` and ``persons`` are read, never modified."""
+    """Decide every record of a batch. ``key_owners`` and ``persons`` are read, never modified;
+    ``hot_keys`` maps (key_type, value) to the counts that make the value hot."""
     owners = dict(key_owners)
     people = dict(persons)
     out = BatchDecisions()
@@ -94,6 +109,13 @@ def match_batch(
     for rec in records:
         if rec.invalid_reason:
             out.unmatched.append(Unmatched(rec, INVALID_DATA, {"invalid": rec.invalid_reason, **_keys_evidence(rec)}))
+            continue
+        rec = without_hot_keys(rec, hot_keys or {})
+        if not rec.keys and rec.hot_keys:
+            out.unmatched.append(
+                Unmatched(rec, AMBIGUOUS, {"why": "hot key: its only strong keys are shared by records of "
+                                                  "different people", **_keys_evidence(rec)})
+            )
             continue
         if not rec.keys:
             out.unmatched.append(
@@ -175,6 +197,8 @@ def match_batch(
 
 def _keys_evidence(rec: Record) -> dict:
     ev: dict = {"record_keys": dict(rec.keys)}
+    if rec.hot_keys:
+        ev["hot_keys"] = rec.hot_keys
     if rec.problems:
         ev["problems"] = list(rec.problems)
     return ev

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import time
 import zoneinfo
 from collections import Counter
@@ -46,7 +47,12 @@ RUN_LOCK_KEY = 0x43414232  # "CAB2": one reconcile run at a time
 IDENTITY_LOCK_KEY = 0x43414233  # "CAB3": identity decisions of concurrent batches serialise
 DEFAULT_BATCH_SIZE = 500
 MAX_FIELD_LENGTH = 500
+FIELDS = ("first_name", "last_name", "phone", "document_number", "license_number", "plate")
 BATCH_RETRIES = 3
+# A key value carried by records showing more than this many distinct first given names or DOCs is
+# "hot" (a placeholder or hub value): no link through it. CABINET_LEADS_HOT_KEY_LIMIT overrides.
+DEFAULT_HOT_KEY_LIMIT = 5
+HOT_KEY_SCAN = 1000  # records looked at per key value to decide
 
 STAT_KEYS = ("processed", "newly_linked", "newly_driver_mapped", "still_no_candidates", "conflicts", "errors")
 EXTRA_KEYS = (
@@ -89,7 +95,7 @@ class LeadRange:
 @dataclass
 class _Row:
     source_pk: str
-    updated_at: dt.datetime
+    updated_at: str  # the source's updated_at as PostgreSQL's text (any timestamp round-trips)
     keys: dict | None
     linked_person_key: int | None
 
@@ -119,6 +125,7 @@ class ReconcileCabinetLeadsPipeline:
         external_run_id: str | None = None,
         run_lock_timeout: float = 600.0,
         statement_timeout_ms: int | None = None,
+        hot_key_limit: int | None = None,
     ) -> None:
         if not isinstance(db, Session | Connection | Engine):
             raise TypeError(f"db must be a SQLAlchemy Session, Connection or Engine, not {type(db).__name__}")
@@ -126,6 +133,8 @@ class ReconcileCabinetLeadsPipeline:
             raise ValueError(f"batch_size must be between 1 and 100000, got {batch_size}")
         self.db = db
         self.batch_size = batch_size
+        self.hot_key_limit = hot_key_limit if hot_key_limit is not None else _env_int(
+            "CABINET_LEADS_HOT_KEY_LIMIT", DEFAULT_HOT_KEY_LIMIT, 1, 1000)
         self.triggered_by = triggered_by
         self.external_run_id = external_run_id
         self.run_lock_timeout = run_lock_timeout
@@ -556,10 +565,11 @@ class ReconcileCabinetLeadsPipeline:
         rows = []
         stale = []
         keys = [str(i) for i in ids]
-        for r in self._run_file(conn, name, {"ids": keys if table == DRIVERS else ids, "keys": keys}):
+        params = {"ids": keys if table == DRIVERS else ids, "keys": keys, "max_len": MAX_FIELD_LENGTH}
+        for r in self._run_file(conn, name, params):
             m = r._asdict()
             row = _Row(m["source_pk"], m["updated_at"], None, m["linked_person_key"])
-            if m["keys_updated_at"] is not None and m["keys_updated_at"] == m["updated_at"]:
+            if m["keys_fresh"]:
                 row.keys = {
                     "phone": m["key_phone"],
                     "doc": m["key_doc"],
@@ -613,16 +623,16 @@ class ReconcileCabinetLeadsPipeline:
         wanted = sorted({(k, v) for rec in records if not rec.invalid_reason for k, v in rec.keys.items()})
         owners: dict[tuple[str, str], int] = {}
         persons: dict[int, identity.Person] = {}
+        hot: dict[tuple[str, str], dict] = {}
         if wanted:
-            found = self._run_file(
-                conn,
-                "find_key_owners",
-                {"key_types": [k for k, _ in wanted], "key_values": [v for _, v in wanted]},
-            )
-            for f in found:
+            keys = {"key_types": [k for k, _ in wanted], "key_values": [v for _, v in wanted]}
+            for f in self._run_file(conn, "find_key_owners", keys):
                 owners[(f.key_type, f.key_value)] = f.person_key
                 persons[f.person_key] = identity.Person(f.person_key, f.person_doc, f.name_folded, f.given_name)
-        return identity.match_batch(records, owners, persons)
+            found = self._run_file(conn, "find_hot_keys", {**keys, "hot_limit": self.hot_key_limit, "scan": HOT_KEY_SCAN})
+            for f in found:
+                hot[(f.key_type, f.key_value)] = {"records": f.records, "given_names": f.given_names, "docs": f.docs}
+        return identity.match_batch(records, owners, persons, hot)
 
     def _write_decisions(
         self, conn: Connection, table: str, d: identity.BatchDecisions, run_id: int, anchor: dt.datetime
@@ -708,38 +718,60 @@ def _resolve_temp(evidence: dict, key_of) -> dict:
     return evidence
 
 
-def normalise_row(m, anchor: dt.datetime) -> dict:
-    """Normalised keys of one raw record; a record that cannot be processed gets an invalid_reason."""
-    invalid = None
-    for name in ("first_name", "last_name", "phone", "document_number", "license_number", "plate"):
-        value = m[name]
-        if value is not None and len(value) > MAX_FIELD_LENGTH:
-            invalid = f"{name} is {len(value)} characters long (limit {MAX_FIELD_LENGTH})"
-            break
+def invalid_reason(m, anchor: dt.datetime) -> str | None:
+    """Why a loaded record cannot be processed (its columns named), or None. The load statement
+    decided in SQL what Python can hold: ``unrepresentable`` names timestamp columns outside years
+    1-9999, ``field_lengths`` gives the true lengths of the fields it cut to ``MAX_FIELD_LENGTH``."""
+    if m["unrepresentable"]:
+        return f"{m['unrepresentable']}: not a representable timestamp (supported: years 1 to 9999)"
+    for name, length in zip(FIELDS, m["field_lengths"], strict=True):
+        if length is not None and length > MAX_FIELD_LENGTH:
+            return f"{name} is {length} characters long (limit {MAX_FIELD_LENGTH})"
     created = m["lead_created_at"]
-    if invalid is None and created is not None and created > anchor + dt.timedelta(days=1):
-        invalid = f"lead_created_at {created.isoformat()} is in the future"
+    if created is not None and created > anchor + dt.timedelta(days=1):
+        return f"lead_created_at {created.isoformat()} is in the future"
+    return None
+
+
+_NO_KEYS = {"phone": None, "doc": None, "license": None, "plate": None, "name_folded": "", "given_name": "",
+            "problems": []}
+
+
+def normalise_row(m, anchor: dt.datetime) -> dict:
+    """Normalised keys of one raw record; a record that cannot be processed gets an invalid_reason
+    and is not normalised at all (no work, nothing stored beyond the reason)."""
+    invalid = invalid_reason(m, anchor)
+    if invalid:
+        return {**_NO_KEYS, "invalid_reason": invalid}
     try:
         nk = normalize_record(
             m["first_name"], m["last_name"], m["phone"], m["document_number"], m["license_number"], m["plate"]
         )
-        keys = {
-            "phone": nk.phone,
-            "doc": nk.doc,
-            "license": nk.license,
-            "plate": nk.plate,
-            "name_folded": nk.name,
-            "given_name": nk.given_name,
-            "problems": list(nk.problems),
-        }
     except Exception as exc:  # one bad record never sinks its batch
-        keys = {"phone": None, "doc": None, "license": None, "plate": None, "name_folded": "", "given_name": "",
-                "problems": []}
-        invalid = invalid or f"normalisation failed: {type(exc).__name__}: {exc}"
-    if invalid:
-        keys.update(phone=None, doc=None, license=None)
-    keys["invalid_reason"] = invalid
-    return keys
+        return {**_NO_KEYS, "invalid_reason": f"normalisation failed: {type(exc).__name__}: {exc}"[:MAX_FIELD_LENGTH]}
+    return {
+        "phone": nk.phone,
+        "doc": nk.doc,
+        "license": nk.license,
+        "plate": nk.plate,
+        "name_folded": nk.name,
+        "given_name": nk.given_name,
+        "problems": list(nk.problems),
+        "invalid_reason": None,
+    }
+
+
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def validate_stages(stages: Iterable[str]) -> tuple[str, ...]:

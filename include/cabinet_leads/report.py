@@ -29,7 +29,8 @@ WEEKS = 12
 TREND_DAYS = 14
 RUNS = 48
 WORKLIST_ROWS = 500
-SEARCH_ROWS = 20
+SEARCH_ROWS = 10
+SEARCH_TEXT_CHARS = 6000  # one explanation; a page stays well under 200 KB whatever the data
 COLORS = {
     "NO_IDENTITY": "#d62728",
     "NO_DRIVER": "#ff7f0e",
@@ -139,28 +140,49 @@ def _csv_safe(value) -> str:
 # ----------------------------------------------------------------------------- search
 
 
+class SearchResults(list):
+    """The explanations of the leads a search found (at most ``SEARCH_ROWS``); ``total`` is how many
+    leads it found in all."""
+
+    total: int = 0
+
+
 def find_lead_ids(conn: Connection, query: str) -> list[int]:
-    """Lead ids for a search: a lead id, and/or the leads with that phone or linked to the person owning it."""
+    """Lead ids for a search: a lead id, and/or the leads with that phone or linked to the person owning it
+    (at most ``SEARCH_ROWS``)."""
+    return _find_leads(conn, query)[0]
+
+
+def _find_leads(conn: Connection, query: str) -> tuple[list[int], int]:
     text = query.strip()
     ids: list[int] = []
+    total = 0
     if re.fullmatch(r"[0-9]{1,18}", text):
         ids.append(int(text))
+        total = 1
     phone = normalize_phone(text)
     if phone:
-        ids += [r["lead_id"] for r in _query(conn, "phone_leads", phone=phone, max_rows=SEARCH_ROWS)]
-    return list(dict.fromkeys(ids))
+        rows = _query(conn, "phone_leads", phone=phone, max_rows=SEARCH_ROWS)
+        ids += [r["lead_id"] for r in rows]
+        total += int(rows[0]["total"]) if rows else 0
+    unique = list(dict.fromkeys(ids))[:SEARCH_ROWS]
+    return unique, max(total, len(unique))
 
 
-def search(conn: Connection, query: str) -> list[str]:
-    """What `cabinet-leads explain` prints, for each lead the query finds (existing leads only)."""
+def search(conn: Connection, query: str) -> SearchResults:
+    """What `cabinet-leads explain` prints, for each lead the query finds (existing leads only, at most
+    ``SEARCH_ROWS``, each cut at ``SEARCH_TEXT_CHARS`` characters)."""
     from cabinet_leads import explain
 
     pg = raw(conn)
-    out = []
-    for lead_id in find_lead_ids(conn, query):
+    out = SearchResults()
+    ids, out.total = _find_leads(conn, query)
+    for lead_id in ids:
         found = explain.explain_lead(pg, lead_id)
         if found is not None:
-            out.append(explain.format_explanation(found))
+            out.append(explain.clip(explain.format_explanation(found), SEARCH_TEXT_CHARS))
+        else:
+            out.total -= 1
     conn.rollback()  # read-only: end the transaction the raw cursor opened
     return out
 
@@ -177,7 +199,9 @@ def render_search(query: str, results: list[str]) -> str:
     if query.strip():
         parts.append('<section id="search-results">')
         if results:
-            parts.append(f"<h2>{len(results)} lead(s) for {e(query)}</h2>")
+            total = max(getattr(results, "total", 0), len(results))
+            shown = f"the first {len(results)} of {total} leads" if total > len(results) else f"{len(results)} lead(s)"
+            parts.append(f"<h2>{shown} for {e(query)}</h2>")
             parts += [f'<pre class="explain">{e(text)}</pre>' for text in results]
         else:
             parts.append(f'<p class="empty">No lead found for {e(query)} (a lead id, or the phone of a '

@@ -1,16 +1,17 @@
--- The lead, its funnel row and its normalised keys.
+-- The lead, its funnel row and its normalised keys. Raw text is cut to max_chars + 1 characters
+-- (the caller marks the cut); an unrepresentable creation time is NULL (the view clamps it).
 select
     l.id as lead_id,
-    l.external_id,
-    l.lead_created_at,
-    l.first_name,
-    l.last_name,
-    l.phone,
-    l.document_number,
-    l.license_number,
-    l.plate,
-    l.park_id,
-    l.source,
+    left(l.external_id, %(max_chars)s + 1) as external_id,
+    v.lead_created_at,
+    left(l.first_name, %(max_chars)s + 1) as first_name,
+    left(l.last_name, %(max_chars)s + 1) as last_name,
+    left(l.phone, %(max_chars)s + 1) as phone,
+    left(l.document_number, %(max_chars)s + 1) as document_number,
+    left(l.license_number, %(max_chars)s + 1) as license_number,
+    left(l.plate, %(max_chars)s + 1) as plate,
+    left(l.park_id, %(max_chars)s + 1) as park_id,
+    left(l.source, %(max_chars)s + 1) as source,
     v.lead_date,
     v.week_start,
     v.limbo_stage,

@@ -1,4 +1,6 @@
+-- The lead's worklist rows (at most max_rows, with the total).
 select
+    count(*) over () as total,
     w.milestone,
     w.driver_id,
     w.reached_on,
@@ -8,3 +10,4 @@ select
 from ops.milestone_claim_worklist as w
 where w.lead_id = %(lead_id)s
 order by w.milestone
+limit %(max_rows)s

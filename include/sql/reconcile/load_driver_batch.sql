@@ -1,16 +1,31 @@
--- One batch of driver accounts: raw fields, last normalised keys and current link. The repeated
--- `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
+-- One batch of driver accounts: raw fields, last normalised keys (fresh when stored for the
+-- current updated_at) and current link. Timestamps Python cannot hold are decided here: updated_at
+-- travels as text, and `unrepresentable` names the columns holding such values (INVALID_DATA).
+-- The repeated `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
 select
     d.driver_id as source_pk,
-    d.updated_at,
+    d.updated_at::text as updated_at,
     null::timestamptz as lead_created_at,
-    d.first_name,
-    d.last_name,
-    d.phone,
-    d.document_number,
-    d.license_number,
-    d.plate,
-    rk.source_updated_at as keys_updated_at,
+    nullif(concat_ws(
+        ', ',
+        case when ops.representable_ts(d.updated_at) is null then 'updated_at = ' || d.updated_at end,
+        case
+            when d.hired_at is not null and ops.representable_ts(d.hired_at) is null
+                then 'hired_at = ' || d.hired_at
+        end
+    ), '') as unrepresentable,
+    -- over-long fields stop here: the job sees their lengths and at most max_len characters
+    array[
+        length(d.first_name), length(d.last_name), length(d.phone),
+        length(d.document_number), length(d.license_number), length(d.plate)
+    ] as field_lengths,
+    left(d.first_name, %(max_len)s) as first_name,
+    left(d.last_name, %(max_len)s) as last_name,
+    left(d.phone, %(max_len)s) as phone,
+    left(d.document_number, %(max_len)s) as document_number,
+    left(d.license_number, %(max_len)s) as license_number,
+    left(d.plate, %(max_len)s) as plate,
+    coalesce(rk.source_updated_at = d.updated_at, false) as keys_fresh,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,

@@ -1,16 +1,30 @@
--- One batch of leads: raw fields, last normalised keys and current link. The repeated
--- `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
+-- One batch of leads: raw fields, last normalised keys (fresh when stored for the
+-- current updated_at) and current link. Timestamps Python cannot hold are decided here: updated_at
+-- travels as text, and `unrepresentable` names the columns holding such values (INVALID_DATA).
+-- The repeated `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
 select
     l.id::text as source_pk,
-    l.updated_at,
-    l.lead_created_at,
-    l.first_name,
-    l.last_name,
-    l.phone,
-    l.document_number,
-    l.license_number,
-    l.plate,
-    rk.source_updated_at as keys_updated_at,
+    l.updated_at::text as updated_at,
+    ops.representable_ts(l.lead_created_at) as lead_created_at,
+    nullif(concat_ws(
+        ', ',
+        case when ops.representable_ts(l.updated_at) is null then 'updated_at = ' || l.updated_at end,
+        case
+            when ops.representable_ts(l.lead_created_at) is null then 'lead_created_at = ' || l.lead_created_at
+        end
+    ), '') as unrepresentable,
+    -- over-long fields stop here: the job sees their lengths and at most max_len characters
+    array[
+        length(l.first_name), length(l.last_name), length(l.phone),
+        length(l.document_number), length(l.license_number), length(l.plate)
+    ] as field_lengths,
+    left(l.first_name, %(max_len)s) as first_name,
+    left(l.last_name, %(max_len)s) as last_name,
+    left(l.phone, %(max_len)s) as phone,
+    left(l.document_number, %(max_len)s) as document_number,
+    left(l.license_number, %(max_len)s) as license_number,
+    left(l.plate, %(max_len)s) as plate,
+    coalesce(rk.source_updated_at = l.updated_at, false) as keys_fresh,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,

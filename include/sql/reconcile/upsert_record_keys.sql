@@ -1,4 +1,5 @@
--- Store freshly normalised keys (only for records whose source changed).
+-- Store freshly normalised keys (only for records whose source changed). The source's updated_at
+-- comes back as the text the load statement sent, so any timestamp round-trips exactly.
 insert into canon.record_keys (
     source_table, source_pk, source_updated_at, phone, doc, license, plate,
     name_folded, given_name, problems, invalid_reason
@@ -6,7 +7,7 @@ insert into canon.record_keys (
 select
     %(source_table)s,
     r.source_pk,
-    r.source_updated_at,
+    r.source_updated_at::timestamptz,
     r.phone,
     r.doc,
     r.license,
@@ -18,7 +19,7 @@ select
 from
     unnest(
         %(source_pk)s::text[],
-        %(source_updated_at)s::timestamptz[],
+        %(source_updated_at)s::text[],
         %(phone)s::text[],
         %(doc)s::text[],
         %(license)s::text[],

@@ -1,9 +1,9 @@
 -- Open TRIPS_NO_CLAIM worklist rows, oldest milestone first (milestone_claim_worklist_open_idx),
--- with the lead's name; days open counts from the day the milestone was reached (Lima dates).
+-- with the lead's name (cut at 120 characters); days open counts from the day the milestone was reached (Lima dates).
 select
     w.lead_id,
-    l.external_id,
-    concat_ws(' ', nullif(l.first_name, ''), nullif(l.last_name, '')) as lead_name,
+    left(l.external_id, 120) as external_id,
+    left(concat_ws(' ', nullif(l.first_name, ''), nullif(l.last_name, '')), 120) as lead_name,
     w.driver_id,
     w.milestone,
     w.reached_on,

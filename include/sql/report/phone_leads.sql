@@ -15,10 +15,18 @@ same_person as (
     inner join canon.identity_links as l
         on pk.person_key = l.person_key and l.source_table = 'module_ct_cabinet_leads'
     where pk.key_type = 'PHONE' and pk.key_value = %(phone)s
+),
+
+found as (
+    select lead_id from own_phone
+    union
+    select lead_id from same_person
 )
 
-select lead_id from own_phone
-union
-select lead_id from same_person
+-- at most max_rows leads, with how many were found in all
+select
+    lead_id,
+    count(*) over () as total
+from found
 order by lead_id
 limit %(max_rows)s
