@@ -162,6 +162,19 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from cabinet_leads.pipeline import ReconcileCabinetLeadsPipeline
+
+    total, diffs = ReconcileCabinetLeadsPipeline(db.make_engine()).verify(max_rows=args.max_rows)
+    lines = [f"kept funnel state equals the live views ({'OK' if not total else f'{total} difference(s)'})"]
+    lines += [f"  lead {d.lead_id}{f' milestone {d.milestone}' if d.milestone else ''} ({d.what}): "
+              f"live {json.dumps(d.live, default=str)} kept {json.dumps(d.kept, default=str)}" for d in diffs]
+    if total > len(diffs):
+        lines.append(f"  ... and {total - len(diffs)} more")
+    _emit(args, {"differences": total, "first": [asdict(d) for d in diffs]}, "\n".join(lines))
+    return 1 if total else 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from cabinet_leads import explain
 
@@ -269,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
     p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
     p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="compare the kept funnel state with the live views in full; exit 1 on any difference")
+    p.add_argument("--max-rows", type=_positive("--max-rows", 1, 100_000), default=20, help="differences to list")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("limbo", parents=[common], help="limbo distribution (runbook 'Consultar Vista Limbo')")
     p.add_argument("--recent-days", type=_positive("--recent-days", 1, 365), default=30)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = PROJECT_ROOT / "include" / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
+VIEWS_DIR = SQL_DIR / "views"
 EMBEDDED_DB_NAME = "cabinet_leads"
 MIGRATION_LOCK_KEY = 0x43414231  # "CAB1": serialises concurrent `migrate` calls
 
@@ -193,6 +194,39 @@ def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[st
                     )
                 applied_now.append(m.version)
                 log.info("applied migration V%s__%s", m.version, m.name)
+            apply_views(conn, directory.parent / "views")  # derived objects: re-created when their file changes
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def list_views(directory: Path = VIEWS_DIR) -> list[Migration]:
+    """The repeatable view definitions (``include/sql/views/NN_name.sql``), in the order to apply them."""
+    return [Migration(version=p.stem.partition("_")[0], name=p.stem.partition("_")[2], path=p)
+            for p in sorted(directory.glob("[0-9]*_*.sql"))]
+
+
+def apply_views(conn: psycopg.Connection, directory: Path = VIEWS_DIR) -> list[str]:
+    """(Re)create each view whose file is new or changed since it was last applied, in file order, each
+    in its own transaction; returns their names. Views are derived objects: their one definition is the
+    file, so a change is a new file version, not a new migration (``create or replace view``: columns
+    may only be added at the end; dropping one takes a versioned migration first)."""
+    conn.execute(
+        "create table if not exists ops.schema_views("
+        " name text primary key, checksum text not null, applied_at timestamptz not null default now())"
+    )
+    done = dict(conn.execute("select name, checksum from ops.schema_views").fetchall())
+    applied = []
+    for v in list_views(directory):
+        if done.get(v.name) == v.checksum:
+            continue
+        with conn.transaction():
+            conn.execute(v.path.read_text(encoding="utf-8"))
+            conn.execute(
+                "insert into ops.schema_views(name, checksum) values (%s, %s) on conflict (name) do update"
+                " set checksum = excluded.checksum, applied_at = now()",
+                (v.name, v.checksum),
+            )
+        applied.append(v.name)
+        log.info("applied view %s", v.name)
+    return applied

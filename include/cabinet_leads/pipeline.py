@@ -25,24 +25,22 @@ import time
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 import sqlalchemy.exc
-from psycopg.rows import namedtuple_row
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from cabinet_leads import identity
-from cabinet_leads.db import DbLike, raw, read_sql
+from cabinet_leads.db import DbLike, read_sql
+from cabinet_leads.engine import changes, funnel_state
+from cabinet_leads.engine.session import DRIVERS, LEADS, StatementCounter, WorkSession
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
 from cabinet_leads.normalize import normalize_record
 
 log = logging.getLogger(__name__)
 
 LIMA = zoneinfo.ZoneInfo("America/Lima")
-LEADS = "module_ct_cabinet_leads"
-DRIVERS = "drivers"
 RUN_LOCK_KEY = 0x43414232  # "CAB2": one reconcile run at a time
 IDENTITY_LOCK_KEY = 0x43414233  # "CAB3": identity decisions of concurrent batches serialise
 DEFAULT_BATCH_SIZE = 500
@@ -62,6 +60,9 @@ EXTRA_KEYS = (
     "driver_conflicts",
     "worklist_opened",
     "worklist_resolved",
+    "worklist_closed",
+    "state_refreshed",
+    "leads_marked",
     "unmatched_carried_forward",
     "batches",
     "retries",
@@ -74,6 +75,16 @@ class RunLockTimeout(RuntimeError):
 
 def empty_stats() -> dict[str, int]:
     return dict.fromkeys(STAT_KEYS + EXTRA_KEYS, 0)
+
+
+def merge_stats(total: dict, part: dict) -> dict:
+    """``total`` with ``part``'s counts added and its other values (snapshots, metrics) set."""
+    for key, value in part.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        else:
+            total[key] = value
+    return total
 
 
 def add_stats(total: dict, part: dict) -> dict:
@@ -100,14 +111,6 @@ class _Row:
     linked_person_key: int | None
 
 
-@dataclass
-class _Counter:
-    """Counts SQL statements sent through a connection (for the benchmark's statements/batch)."""
-
-    n: int = 0
-    per_batch: list[int] = field(default_factory=list)
-
-
 class ReconcileCabinetLeadsPipeline:
     """``ReconcileCabinetLeadsPipeline(db).run_reconcile(...)`` as the runbook calls it.
 
@@ -127,10 +130,9 @@ class ReconcileCabinetLeadsPipeline:
         statement_timeout_ms: int | None = None,
         hot_key_limit: int | None = None,
     ) -> None:
-        if not isinstance(db, Session | Connection | Engine):
-            raise TypeError(f"db must be a SQLAlchemy Session, Connection or Engine, not {type(db).__name__}")
         if not 1 <= batch_size <= 100_000:
             raise ValueError(f"batch_size must be between 1 and 100000, got {batch_size}")
+        self.session = WorkSession(db, statement_timeout_ms=statement_timeout_ms)
         self.db = db
         self.batch_size = batch_size
         self.hot_key_limit = hot_key_limit if hot_key_limit is not None else _env_int(
@@ -138,66 +140,28 @@ class ReconcileCabinetLeadsPipeline:
         self.triggered_by = triggered_by
         self.external_run_id = external_run_id
         self.run_lock_timeout = run_lock_timeout
-        self.statement_timeout_ms = statement_timeout_ms
-        self.statements = _Counter()
-        self._dry_conn: Connection | None = None
         self.last_alert_metrics: dict[str, int] | None = None
-        self._sql_cache: dict[str, str] = {}
 
-    # ------------------------------------------------------------------ connections
+    # ------------------------------------------------------------------ connections (engine.session)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        """A connection for the whole run (the caller's, or a new one from the Engine)."""
-        target = self.db
-        if isinstance(target, Session):
-            # A Session may hand out a new pooled connection after each commit, which would lose
-            # the run's session-level lock: work on the engine (or connection) it is bound to.
-            if target.in_transaction():
-                target.commit()
-            target = target.get_bind()
-        if isinstance(target, Engine):
-            with target.connect() as conn:
-                yield conn
-        else:
-            yield target
+    @property
+    def statements(self) -> StatementCounter:
+        return self.session.statements
 
-    @contextlib.contextmanager
-    def _tx(self, conn: Connection) -> Iterator[Connection]:
-        """One unit of work: its own transaction, or a savepoint inside a dry run's transaction."""
-        if self._dry_conn is not None:
-            with conn.begin_nested():
-                yield conn
-            return
-        if conn.in_transaction():
-            conn.commit()
-        with conn.begin():
-            self._set_timeouts(conn)
-            yield conn
+    def _connect(self):
+        return self.session.connect()
 
-    def _set_timeouts(self, conn: Connection) -> None:
-        # A batch is idempotent and re-run by the next run, so it need not wait for the WAL flush
-        # (a server crash may lose the last batches, never corrupt them). One statement for both.
-        self._exec(
-            conn,
-            "select set_config('synchronous_commit', 'off', true) as sc, set_config('statement_timeout', %(ms)s, true) as st",
-            {"ms": str(self.statement_timeout_ms or 0)},
-        )
+    def _tx(self, conn: Connection):
+        return self.session.tx(conn)
 
-    def _sql(self, name: str) -> str:
-        if name not in self._sql_cache:
-            self._sql_cache[name] = read_sql(f"reconcile/{name}.sql")
-        return self._sql_cache[name]
+    def _work(self, conn: Connection, dry_run: bool):
+        return self.session.work(conn, dry_run)
 
     def _exec(self, conn: Connection, sql: str, params: dict | None = None) -> psycopg.Cursor:
-        """Run one statement on the driver connection, parameters bound in binary (no text escaping
-        of large arrays); rows come back as named tuples."""
-        self.statements.n += 1
-        cur = raw(conn).cursor(row_factory=namedtuple_row)
-        return cur.execute(sql, params or {}, binary=True)
+        return self.session.exec(conn, sql, params)
 
-    def _run_file(self, conn: Connection, name: str, params: dict | None = None):
-        return self._exec(conn, self._sql(name), params)
+    def _run_file(self, conn: Connection, name: str, params: dict | None = None) -> psycopg.Cursor:
+        return self.session.run_file(conn, f"reconcile/{name}", params)
 
     # ------------------------------------------------------------------ the runbook API
 
@@ -234,18 +198,12 @@ class ReconcileCabinetLeadsPipeline:
                 with self._work(conn, dry_run):
                     if snapshots:
                         stats["limbo_before"] = self.snapshot_limbo(conn, run_id, "before", anchor, recent_days)
-                    add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
-                    ids = self.select_work_leads(
-                        conn,
-                        anchor=anchor,
-                        recent_days=recent_days,
-                        process_recent=process_recent,
-                        process_limbo=process_limbo,
-                        limbo_stages=stages,
-                    )
-                    for batch in chunks(ids, self.batch_size):
-                        add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
-                    stats.update(self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
+                    merge_stats(stats, self._recent_step(conn, run_id, anchor, recent_days, process_recent))
+                    if process_limbo:
+                        merge_stats(stats, self._range_step(conn, None, None, run_id=run_id, anchor=anchor,
+                                                            process_recent=False, process_limbo=True,
+                                                            limbo_stages=stages))
+                    merge_stats(stats, self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
             except BaseException as exc:
                 self.finish_run(conn, run_id, "failed", stats, error=f"{type(exc).__name__}: {exc}")
                 raise
@@ -255,34 +213,60 @@ class ReconcileCabinetLeadsPipeline:
         log.info("run %s finished: %s", run_id, {k: stats[k] for k in STAT_KEYS})
         return stats
 
-    @contextlib.contextmanager
-    def _work(self, conn: Connection, dry_run: bool) -> Iterator[None]:
-        """The run's work: committed batch by batch, or (dry run) one transaction rolled back at the end."""
-        if not dry_run:
-            yield
-            return
-        if conn.in_transaction():
-            conn.commit()
-        outer = conn.begin()
-        self._dry_conn = conn
-        try:
-            yield
-        finally:
-            self._dry_conn = None
-            outer.rollback()
+    # One run sequence, composed of the same steps whether run_reconcile runs them in one process or
+    # the DAG runs them as tasks: (1) driver accounts, then mark what changed upstream, then the
+    # recent leads; (2) the limbo backlog, one lead-id range per mapped task (run_reconcile: one range);
+    # (3) finish. Lead batches write identities and mark their leads; each step then recomputes the
+    # marked leads of its own id range, and finish recomputes whatever marks are left.
+
+    def _recent_step(
+        self, conn: Connection, run_id: int, anchor: dt.datetime, recent_days: int, include_leads: bool
+    ) -> dict:
+        stats = self.reconcile_drivers(conn, run_id, anchor)
+        merge_stats(stats, changes.mark_changes(self.session, conn))
+        if include_leads:
+            ids = self.select_work_leads(
+                conn, anchor=anchor, recent_days=recent_days, process_recent=True, process_limbo=False
+            )
+            merge_stats(stats, self._lead_batches(conn, ids, run_id, anchor))
+        return stats
+
+    def _range_step(self, conn: Connection, lo: int | None, hi: int | None, *, run_id: int, anchor: dt.datetime,
+                    **scope) -> dict:
+        ids = self.select_work_leads(conn, anchor=anchor, lo=lo, hi=hi, **scope)
+        return self._lead_batches(conn, ids, run_id, anchor, lo=lo, hi=hi)
+
+    def _lead_batches(self, conn: Connection, ids: Sequence[int], run_id: int, anchor: dt.datetime,
+                      lo: int | None = None, hi: int | None = None) -> dict:
+        """Identity work in batches, then the funnel state of the marked leads of [lo, hi] (default: the
+        span of ``ids``)."""
+        stats = empty_stats()
+        for batch in chunks(ids, self.batch_size):
+            add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
+        if lo is None and hi is None:
+            if not ids:
+                return stats
+            lo, hi = ids[0], ids[-1]  # select_work_leads returns ids in order
+        return add_stats(stats, funnel_state.refresh_marked(self.session, conn, run_id, lo=lo, hi=hi))
 
     def _finish_work(
         self, conn: Connection, run_id: int, anchor: dt.datetime, recent_days: int, *, snapshots: bool = True
     ) -> dict:
-        """After the batches: carry unlinked records into today's unmatched snapshot, take the
-        after-snapshot and the alert metrics."""
-        out: dict = {"unmatched_carried_forward": self.carry_forward_unmatched(conn, run_id, anchor)}
+        """After the lead work: recompute every lead still marked, carry unlinked records into today's
+        unmatched snapshot, take the after-snapshot and the alert metrics."""
+        out: dict = funnel_state.refresh_marked(self.session, conn, run_id)
+        out["unmatched_carried_forward"] = self.carry_forward_unmatched(conn, run_id, anchor)
         if snapshots:
             out["limbo_after"] = self.snapshot_limbo(conn, run_id, "after", anchor, recent_days)
             out["alert_metrics"] = self.last_alert_metrics
         else:
             out["alert_metrics"] = self.alert_metrics(conn, anchor)
         return out
+
+    def verify(self, max_rows: int = 100) -> tuple[int, list[funnel_state.Difference]]:
+        """Compare the kept funnel state with the live views in full: (differences, the first of them)."""
+        with self._connect() as conn:
+            return funnel_state.verify(self.session, conn, max_rows=max_rows)
 
     # ------------------------------------------------------------------ step API (one Airflow task each)
     # Each step opens its own connection (from the Engine) and commits its own work; with
@@ -309,19 +293,10 @@ class ReconcileCabinetLeadsPipeline:
         include_leads: bool = True,
         dry_run: bool = False,
     ) -> dict[str, int]:
-        """Driver accounts first, then (unless ``include_leads`` is false) the leads of
-        [anchor - recent_days, anchor) that need work."""
-        stats = empty_stats()
+        """Driver accounts first, then mark what changed upstream, then (unless ``include_leads`` is
+        false) the leads of [anchor - recent_days, anchor) that need work."""
         with self._connect() as conn, self._work(conn, dry_run):
-            add_stats(stats, self.reconcile_drivers(conn, run_id, anchor))
-            if not include_leads:
-                return stats
-            ids = self.select_work_leads(
-                conn, anchor=anchor, recent_days=recent_days, process_recent=True, process_limbo=False
-            )
-            for batch in chunks(ids, self.batch_size):
-                add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
-        return stats
+            return self._recent_step(conn, run_id, anchor, recent_days, include_leads)
 
     def plan_limbo(
         self, anchor: dt.datetime, limbo_stages: Sequence[str] = LIMBO_STAGES, *, max_ranges: int = 64
@@ -344,9 +319,9 @@ class ReconcileCabinetLeadsPipeline:
         dry_run: bool = False,
     ) -> dict[str, int]:
         with self._connect() as conn, self._work(conn, dry_run):
-            return self.reconcile_range(
-                conn, lead_range, run_id=run_id, anchor=anchor, process_recent=False, process_limbo=True,
-                limbo_stages=validate_stages(limbo_stages),
+            return self._range_step(
+                conn, lead_range.lo, lead_range.hi, run_id=run_id, anchor=anchor, process_recent=False,
+                process_limbo=True, limbo_stages=validate_stages(limbo_stages),
             )
 
     def finish_work(self, run_id: int, anchor: dt.datetime, recent_days: int = 30, *, dry_run: bool = False) -> dict:
@@ -497,15 +472,6 @@ class ReconcileCabinetLeadsPipeline:
         anchor = _aware(anchor) if anchor else dt.datetime.now(dt.UTC)
         return self._with_retries(conn, lambda: self._identity_batch(conn, LEADS, list(lead_ids), run_id, anchor))
 
-    def reconcile_range(self, conn: Connection, lead_range: LeadRange, *, run_id: int, anchor: dt.datetime,
-                        **scope) -> dict[str, int]:
-        """Every lead of a range that needs work, in batches (one mapped Airflow task)."""
-        ids = self.select_work_leads(conn, anchor=anchor, lo=lead_range.lo, hi=lead_range.hi, **scope)
-        stats = empty_stats()
-        for batch in chunks(ids, self.batch_size):
-            add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
-        return stats
-
     # ------------------------------------------------------------------ one batch
 
     def _with_retries(self, conn: Connection, work) -> dict[str, int]:
@@ -544,11 +510,7 @@ class ReconcileCabinetLeadsPipeline:
                 stats["still_no_candidates"] = counts[identity.NO_CANDIDATES]
                 stats["conflicts"] = counts[identity.AMBIGUOUS]
                 stats["errors"] = counts[identity.INVALID_DATA]
-                moved = self._run_file(conn, "refresh_lead_state", {"ids": ids, "run_id": run_id}).fetchone()
-                stats["newly_driver_mapped"] = moved.newly_driver_mapped
-                worklist = self._run_file(conn, "sync_claim_worklist", {"ids": ids, "run_id": run_id}).fetchone()
-                stats["worklist_opened"] = worklist.worklist_opened
-                stats["worklist_resolved"] = worklist.worklist_resolved
+                changes.mark_leads(self.session, conn, ids)
             else:
                 stats["drivers_processed"] = len(rows)
                 stats["drivers_linked"] = len(decisions.links)
@@ -797,4 +759,4 @@ def _aware(ts: dt.datetime) -> dt.datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
-__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats"]
+__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats", "merge_stats"]

@@ -481,6 +481,7 @@ def test_parallel_batches_of_one_run(db_url, engine, twin_url, twin_engine, pg):
         return total
 
     results = in_threads(4, work)
+    pipeline.finish_work(run_id, ANCHOR)  # the batches marked their leads: recompute their funnel state
     with engine.connect() as conn:
         pipeline.finish_run(conn, run_id, "success", {"processed": sum(r["processed"] for r in results)})
     assert sum(r["processed"] for r in results) == 2_000

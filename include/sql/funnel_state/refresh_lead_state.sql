@@ -1,5 +1,6 @@
--- Re-read the funnel of a batch of leads from the view, store it in ops.lead_state (only rows
--- whose outcome changed are written) and report what moved.
+-- Recompute the kept state of a set of marked leads from the live view: store it in ops.lead_state
+-- (only rows whose outcome changed are written), drop the state of leads deleted upstream, and
+-- report what moved.
 with
 
 fresh as (
@@ -50,11 +51,23 @@ written as (
         is distinct from
         (excluded.person_key, excluded.driver_id, excluded.limbo_stage, excluded.trips_14d, excluded.source_updated_at)
     returning 1
+),
+
+gone as (
+    delete from ops.lead_state as s
+    where
+        s.lead_id = any(%(ids)s::bigint[])
+        and not exists (
+            select 1 from fresh
+            where fresh.lead_id = s.lead_id
+        )
+    returning 1
 )
 
 select
     (count(*) filter (where fresh.driver_id is not null and previous.driver_id is null))::integer
         as newly_driver_mapped,
-    (select count(*) from written)::integer as state_changed
+    (select count(*) from written)::integer as state_changed,
+    (select count(*) from gone)::integer as state_deleted
 from fresh
 left join previous on fresh.lead_id = previous.lead_id

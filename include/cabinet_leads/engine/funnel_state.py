@@ -1,0 +1,55 @@
+"""The kept funnel state: ``ops.lead_state`` and the TRIPS_NO_CLAIM worklist, recomputed for exactly
+the marked leads (:mod:`cabinet_leads.engine.changes`), chunk by chunk, each chunk one transaction
+that takes its marks, so a failure puts them back; and :func:`verify`, which compares the kept state
+with the live views in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from cabinet_leads.engine.session import WorkSession
+
+REFRESH_CHUNK = 1000  # leads recomputed per transaction
+
+
+def refresh_marked(
+    session: WorkSession, conn: Connection, run_id: int, *, lo: int | None = None, hi: int | None = None,
+    chunk: int = REFRESH_CHUNK,
+) -> dict[str, int]:
+    """Recompute the marked leads of ``[lo, hi]`` (all when unbounded) until none is left."""
+    stats = dict.fromkeys(
+        ("state_refreshed", "newly_driver_mapped", "worklist_opened", "worklist_resolved", "worklist_closed"), 0)
+    while True:
+        with session.tx(conn):
+            ids = [r.lead_id for r in session.run_file(conn, "funnel_state/take_marks",
+                                                        {"lo": lo, "hi": hi, "n": chunk})]
+            if not ids:
+                return stats
+            moved = session.run_file(conn, "funnel_state/refresh_lead_state", {"ids": ids, "run_id": run_id}).fetchone()
+            worklist = session.run_file(conn, "funnel_state/sync_claim_worklist",
+                                        {"ids": ids, "run_id": run_id}).fetchone()
+        stats["state_refreshed"] += len(ids)
+        stats["newly_driver_mapped"] += moved.newly_driver_mapped
+        for key in ("worklist_opened", "worklist_resolved", "worklist_closed"):
+            stats[key] += getattr(worklist, key)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One lead (or lead and milestone) where the kept state differs from the live views."""
+
+    what: str  # 'lead_state' or 'worklist'
+    lead_id: int
+    milestone: int | None
+    live: dict | None
+    kept: dict | None
+
+
+def verify(session: WorkSession, conn: Connection, *, max_rows: int = 100) -> tuple[int, list[Difference]]:
+    """(number of differences, the first ``max_rows`` of them) between the kept state and the live views."""
+    with session.tx(conn):
+        rows = session.run_file(conn, "funnel_state/verify", {"max_rows": max_rows}).fetchall()
+    total = int(rows[0].total) if rows else 0
+    return total, [Difference(r.what, r.lead_id, r.milestone, r.live, r.kept) for r in rows]

@@ -1,0 +1,110 @@
+"""One connection per run (or per DAG step), one transaction per unit of work, SQL files run with
+bound parameters. Shared by every engine module, so none of them needs the pipeline class."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from cabinet_leads.db import DbLike, raw, read_sql
+
+LEADS = "module_ct_cabinet_leads"
+DRIVERS = "drivers"
+
+
+@dataclass
+class StatementCounter:
+    """Counts SQL statements sent (for the benchmark's statements per batch)."""
+
+    n: int = 0
+    per_batch: list[int] = field(default_factory=list)
+
+
+class WorkSession:
+    """Where the job's SQL goes: ``db`` is a SQLAlchemy ``Session``, ``Connection`` or ``Engine``."""
+
+    def __init__(self, db: DbLike, *, statement_timeout_ms: int | None = None) -> None:
+        if not isinstance(db, Session | Connection | Engine):
+            raise TypeError(f"db must be a SQLAlchemy Session, Connection or Engine, not {type(db).__name__}")
+        self.db = db
+        self.statement_timeout_ms = statement_timeout_ms
+        self.statements = StatementCounter()
+        self.dry_conn: Connection | None = None
+        self._sql_cache: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for the whole run (the caller's, or a new one from the Engine)."""
+        target = self.db
+        if isinstance(target, Session):
+            # A Session may hand out a new pooled connection after each commit, which would lose
+            # the run's session-level lock: work on the engine (or connection) it is bound to.
+            if target.in_transaction():
+                target.commit()
+            target = target.get_bind()
+        if isinstance(target, Engine):
+            with target.connect() as conn:
+                yield conn
+        else:
+            yield target
+
+    @contextlib.contextmanager
+    def tx(self, conn: Connection) -> Iterator[Connection]:
+        """One unit of work: its own transaction, or a savepoint inside a dry run's transaction."""
+        if self.dry_conn is not None:
+            with conn.begin_nested():
+                yield conn
+            return
+        if conn.in_transaction():
+            conn.commit()
+        with conn.begin():
+            self._set_timeouts(conn)
+            yield conn
+
+    @contextlib.contextmanager
+    def work(self, conn: Connection, dry_run: bool) -> Iterator[None]:
+        """A run's work: committed unit by unit, or (dry run) one transaction rolled back at the end."""
+        if not dry_run:
+            yield
+            return
+        if conn.in_transaction():
+            conn.commit()
+        outer = conn.begin()
+        self.dry_conn = conn
+        try:
+            yield
+        finally:
+            self.dry_conn = None
+            outer.rollback()
+
+    def _set_timeouts(self, conn: Connection) -> None:
+        # A batch is idempotent and re-run by the next run, so it need not wait for the WAL flush
+        # (a server crash may lose the last batches, never corrupt them). One statement for both.
+        self.exec(
+            conn,
+            "select set_config('synchronous_commit', 'off', true) as sc, set_config('statement_timeout', %(ms)s, true) as st",
+            {"ms": str(self.statement_timeout_ms or 0)},
+        )
+
+    def sql(self, name: str) -> str:
+        """Text of ``include/sql/<name>.sql`` (cached)."""
+        if name not in self._sql_cache:
+            self._sql_cache[name] = read_sql(f"{name}.sql")
+        return self._sql_cache[name]
+
+    def exec(self, conn: Connection, sql: str, params: dict | None = None) -> psycopg.Cursor:
+        """Run one statement on the driver connection, parameters bound in binary (no text escaping
+        of large arrays); rows come back as named tuples."""
+        self.statements.n += 1
+        cur = raw(conn).cursor(row_factory=namedtuple_row)
+        return cur.execute(sql, params or {}, binary=True)
+
+    def run_file(self, conn: Connection, name: str, params: dict | None = None) -> psycopg.Cursor:
+        """Run ``include/sql/<name>.sql`` with bound parameters."""
+        return self.exec(conn, self.sql(name), params)
