@@ -687,10 +687,21 @@ def _source_counts(conn: psycopg.Connection) -> dict[str, int]:
 
 def _marker(conn: psycopg.Connection) -> dict[str, int] | None:
     """The row counts the last seed() recorded, or None when this database was never seeded."""
-    if conn.execute("select to_regclass('demo.seed_marker')").fetchone()[0] is None:
+    if conn.execute("select to_regclass('demo.seed_marker')").fetchone()[0] is not None:
+        rows = conn.execute("select table_name, row_count from demo.seed_marker").fetchall()
+        return {t: int(n) for t, n in rows} or None
+    if conn.execute("select to_regclass('demo.driver_truth')").fetchone()[0] is None:
         return None
-    rows = conn.execute("select table_name, row_count from demo.seed_marker").fetchall()
-    return {t: int(n) for t, n in rows} or None
+    # Seeded before the marker existed: the ground truth covers exactly the leads and the drivers.
+    legacy = conn.execute(
+        "select (select count(*) from public.module_ct_cabinet_leads) = (select count(*) from demo.lead_truth)"
+        " and (select count(*) from public.module_ct_cabinet_leads) ="
+        "     (select count(*) from public.module_ct_cabinet_leads l join demo.lead_truth t on t.lead_id = l.id)"
+        " and (select count(*) from public.drivers) = (select count(*) from demo.driver_truth)"
+        " and (select count(*) from public.drivers) ="
+        "     (select count(*) from public.drivers d join demo.driver_truth t using (driver_id))"
+    ).fetchone()[0]
+    return _source_counts(conn) if legacy else None
 
 
 def _where(conn: psycopg.Connection) -> str:
