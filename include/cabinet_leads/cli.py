@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cabinet-leads",
         description="Reconcile the partner cabinet's driver-recruitment leads. "
-        "Uses DATABASE_URL, or the project's embedded PostgreSQL when it is unset.",
+        "Uses DATABASE_URL (a postgresql:// URL), or the project's embedded PostgreSQL when it is unset or empty. "
+        "Commands refuse a database whose schema is not the one `migrate` builds.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     common = argparse.ArgumentParser(add_help=False)
