@@ -2,6 +2,11 @@
 
 Human-readable output by default, ``--json`` for machines. Exit 0 on success; on failure one clear
 line on stderr and a non-zero exit (2 for bad arguments, 1 for everything else).
+
+Everything printed for people goes through :func:`printable`: control characters, C1 codes and
+bidi overrides from the data (a lead's name, an external id) are shown escaped (``\x1b``), never
+sent to the terminal. Error lines are also redacted (:func:`cabinet_leads.db.redact`): no password
+of a database URL is ever printed, except by ``url --show-password``.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
+import math
+import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
@@ -32,17 +39,23 @@ class NotFound(Exception):
     """The thing asked for does not exist: one line, exit 1."""
 
 
+MAX_DURATION_S = 3650 * 86400
+
+
 def _duration(value: str) -> int:
-    """'2h', '90m', '45s' or plain seconds -> seconds."""
+    """'2h', '90m', '45s' or plain seconds -> seconds (positive, finite, at most ten years)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = value.strip().lower()
     try:
         if text and text[-1] in units:
-            seconds = int(float(text[:-1]) * units[text[-1]])
+            number = float(text[:-1]) * units[text[-1]]
         else:
-            seconds = int(text)
+            number = float(int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a duration like 2h, 90m or 3600, got {value!r}") from None
+    if not math.isfinite(number) or number > MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"duration must be a finite number up to 3650d, got {value!r}")
+    seconds = int(number)
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"duration must be positive, got {value!r}")
     return seconds
@@ -69,11 +82,46 @@ def _stages(value: str) -> str:
     return value
 
 
+# C0 controls (tab and newline are decided per call), DEL, C1 controls, the Arabic letter mark,
+# LRM/RLM, bidi embeddings/overrides/isolates, and the Unicode line and paragraph separators
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe for a terminal: unsafe characters (except those in ``keep``) shown as ``\\x1b``/``\\u202e``."""
+
+    def escape(m: re.Match) -> str:
+        c = m.group()
+        if c in keep:
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
+def _printable_data(value):
+    """Strings anywhere in ``value`` (dicts, lists) made printable, newlines included."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {_printable_data(k): _printable_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable_data(v) for v in value]
+    return value
+
+
 def _emit(args: argparse.Namespace, data, text: str) -> None:
     if args.json:
         print(json.dumps(data, default=str, indent=2, sort_keys=False))
     else:
-        print(text)
+        print(printable(text, keep="\n"))
+
+
+def _checked_url() -> str:
+    """The database URL in force, after checking its schema matches this code (db.check_schema)."""
+    url = db.database_url()
+    db.check_schema(url)
+    return url
 
 
 def _positive(name: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
@@ -112,8 +160,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     url = db.database_url()
     db.migrate(url)
-    summary = synthetic.seed(url, leads=args.leads, seed=args.seed, anchor=args.anchor, days=args.days)
-    db.reset_derived(url)  # the source data was replaced: old links would point at other people
+    summary = synthetic.seed(url, leads=args.leads, seed=args.seed, anchor=args.anchor, days=args.days,
+                             replace_existing_data=args.replace_existing_data)
     text = (
         f"seeded {summary.leads} leads, {summary.drivers} drivers ({summary.persons} true persons), "
         f"{summary.trip_rows} daily trip rows, {summary.claims} claims in {summary.seconds:.1f} s"
@@ -123,7 +171,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_limbo(args: argparse.Namespace) -> int:
-    engine = db.make_engine()
+    engine = db.make_engine(_checked_url())
     with engine.connect() as conn:
         rows = funnel.limbo_distribution(conn, recent_days=args.recent_days)
     _emit(args, [asdict(r) for r in rows], funnel.format_distribution(rows))
@@ -131,7 +179,7 @@ def cmd_limbo(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    engine = db.make_engine()
+    engine = db.make_engine(_checked_url())
     with engine.connect() as conn:
         rows = funnel.weekly_audit(conn, weeks=args.weeks)
     _emit(args, rows, funnel.format_audit(rows))
@@ -142,7 +190,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline
 
     stages = [s.strip().upper() for s in args.limbo_stages.split(",") if s.strip()]
-    engine = db.make_engine()
+    engine = db.make_engine(_checked_url())
     pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli")
     stats = pipeline.run_reconcile(
         process_recent=args.process_recent,
@@ -178,14 +226,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from cabinet_leads import explain
 
-    with psycopg.connect(db.libpq_url(db.database_url())) as conn:
+    with psycopg.connect(db.libpq_url(_checked_url())) as conn:
         found = explain.explain_lead(conn, args.lead_id)
     if found is None:
         raise NotFound(f"no lead with id {args.lead_id}")
     if args.json:
         print(explain.to_json(found))
-    else:
-        print(explain.format_explanation(found))
+    else:  # names and ids are upstream data: escape what a terminal would obey
+        print(printable(explain.format_explanation(_printable_data(found)), keep="\n"))
     return 0
 
 
@@ -194,7 +242,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from cabinet_leads import report
 
-    engine = db.make_engine()
+    engine = db.make_engine(_checked_url())
     with engine.connect() as conn:
         page = report.render_html(report.collect(conn))
     path = Path(args.html).expanduser().resolve()
@@ -208,7 +256,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    with psycopg.connect(db.libpq_url(db.database_url())) as conn:
+    with psycopg.connect(db.libpq_url(_checked_url())) as conn:
         row = conn.execute(db.read_sql("reconcile/last_success.sql"), {"triggered_by": None}).fetchone()
     if row is None:
         data = {"healthy": False, "last_success": None, "max_age_seconds": args.max_age}
@@ -225,7 +273,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    if os.environ.get("DATABASE_URL"):
+    if db.configured_url():
         raise UsageError("DATABASE_URL is set: the embedded PostgreSQL is not in use, nothing to stop")
     stopped = db.stop_embedded()
     _emit(args, {"stopped": stopped}, "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL not running")
@@ -235,7 +283,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_url(args: argparse.Namespace) -> int:
     url = db.database_url()
     data = {"url": url, "airflow_conn_uri": db.airflow_conn_uri(url)}
-    _emit(args, data, data["airflow_conn_uri"] if args.airflow else url)
+    if not args.show_password:
+        data = {k: db.redact(v, url) for k, v in data.items()}
+    _emit(args, data, data["airflow_conn_uri"] if args.airflow else data["url"])
     return 0
 
 
@@ -246,14 +296,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one line (no usage dump) and exits 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {_error_text(message)} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cabinet-leads",
         description="Reconcile the partner cabinet's driver-recruitment leads. "
-        "Uses DATABASE_URL, or the project's embedded PostgreSQL when it is unset.",
+        "Uses DATABASE_URL (a postgresql:// URL), or the project's embedded PostgreSQL when it is unset or empty. "
+        "Commands refuse a database whose schema is not the one `migrate` builds.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     common = argparse.ArgumentParser(add_help=False)
@@ -266,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "seed", parents=[common],
         help="replace the source tables with synthetic Peruvian leads (and empty the job's derived tables)",
+    )
+    p.add_argument(
+        "--replace-existing-data", action="store_true",
+        help="also replace source data seed did not write (without it seed refuses such a database)",
     )
     p.add_argument("--leads", type=_positive("--leads", 1, 10_000_000), default=5000)
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
@@ -310,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("url", parents=[common], help="print the database URL in use (starts the embedded server)")
     p.add_argument("--airflow", action="store_true", help="as an Airflow connection URI")
+    p.add_argument("--show-password", action="store_true", help="print the password (masked as **** by default)")
     p.set_defaults(func=cmd_url)
 
     p = sub.add_parser("stop", parents=[common], help="stop the embedded PostgreSQL")
@@ -317,39 +373,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_text(text: str) -> str:
+    """First line of ``text``, passwords masked, terminal-safe."""
+    lines = str(text).strip().splitlines()
+    return printable(db.redact(lines[0] if lines else ""))
+
+
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+    if isinstance(exc, sqlalchemy.exc.StatementError) and exc.orig is not None:
         exc = exc.orig
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
+    return _error_text(str(exc)) or type(exc).__name__
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"cabinet-leads: {message}", file=sys.stderr)
+    return code
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return db.redact(super().format(record))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     started = time.monotonic()
     try:
         return args.func(args)
     except (NotFound, ValueError) as exc:
-        print(f"cabinet-leads: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"error: {_one_line(exc)}", 1)
     except UsageError as exc:
-        print(f"cabinet-leads: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {_one_line(exc)}", 2)
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
-        print(f"cabinet-leads: error: cannot reach the database: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return _fail(f"error: cannot reach the database: {_one_line(exc)}", 1)
     except (db.DatabaseError, psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
-        print(f"cabinet-leads: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return _fail(f"error: {_one_line(exc)}", 1)
     except KeyboardInterrupt:
-        print("cabinet-leads: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130)
+    except Exception as exc:  # a bug: still one (redacted) line; the traceback with -v
+        if args.verbose:
+            print(db.redact(traceback.format_exc()), file=sys.stderr, end="")
+        return _fail(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (-v shows the traceback)", 1)
     finally:
         log.info("%s took %.2f s", args.command, time.monotonic() - started)
 

@@ -673,6 +673,44 @@ def lima_today() -> dt.date:
     return dt.datetime.now(LIMA).date()
 
 
+class ExistingDataError(db.DatabaseError):
+    """The source tables hold rows seed() did not write: replacing them needs an explicit override."""
+
+
+def _source_counts(conn: psycopg.Connection) -> dict[str, int]:
+    row = conn.execute(
+        "select " + ", ".join(f"(select count(*) from {t})" for t in SOURCE_TABLES)  # noqa: S608 - constants
+    ).fetchone()
+    assert row is not None
+    return dict(zip(SOURCE_TABLES, (int(n) for n in row), strict=True))
+
+
+def _marker(conn: psycopg.Connection) -> dict[str, int] | None:
+    """The row counts the last seed() recorded, or None when this database was never seeded."""
+    if conn.execute("select to_regclass('demo.seed_marker')").fetchone()[0] is not None:
+        rows = conn.execute("select table_name, row_count from demo.seed_marker").fetchall()
+        return {t: int(n) for t, n in rows} or None
+    if conn.execute("select to_regclass('demo.driver_truth')").fetchone()[0] is None:
+        return None
+    # Seeded before the marker existed: the ground truth covers exactly the leads and the drivers.
+    legacy = conn.execute(
+        "select (select count(*) from public.module_ct_cabinet_leads) = (select count(*) from demo.lead_truth)"
+        " and (select count(*) from public.module_ct_cabinet_leads) ="
+        "     (select count(*) from public.module_ct_cabinet_leads l join demo.lead_truth t on t.lead_id = l.id)"
+        " and (select count(*) from public.drivers) = (select count(*) from demo.driver_truth)"
+        " and (select count(*) from public.drivers) ="
+        "     (select count(*) from public.drivers d join demo.driver_truth t using (driver_id))"
+    ).fetchone()[0]
+    return _source_counts(conn) if legacy else None
+
+
+def _where(conn: psycopg.Connection) -> str:
+    """Which database, for a message (from the live connection: never a password)."""
+    info = conn.info
+    place = f"socket {info.host}" if info.host.startswith("/") else f"{info.host}:{info.port}"
+    return f"database {info.dbname!r} ({place})"
+
+
 def seed(
     url: str,
     *,
@@ -681,13 +719,20 @@ def seed(
     anchor: dt.date | None = None,
     days: int = 120,
     truncate: bool = True,
+    replace_existing_data: bool = False,
 ) -> SeedSummary:
     """Fill the source tables and the ``demo`` ground truth with a deterministic synthetic data set.
 
     ``url`` is a libpq URL. ``anchor`` (default: today in Lima) is the day after the last sign-up
     day; leads are created over the ``days`` days before it. With ``truncate`` the four source
-    tables and the demo tables are emptied first (identities restarted); without it the new rows are
-    appended with ids after the existing ones. Everything is loaded in one transaction.
+    tables, the demo tables and every table the job derived (``db.DERIVED_TABLES``) are emptied
+    first (identities restarted); without it the new rows are appended with ids after the existing
+    ones. Everything is loaded in one transaction; afterwards the lead id identity continues after
+    the highest id, so upstream inserts with a default id keep working.
+
+    Seeding never replaces data it did not write: when a source table holds rows and the row counts
+    differ from those recorded in ``demo.seed_marker`` by the last seed (or there is none),
+    :class:`ExistingDataError` is raised and nothing changes, unless ``replace_existing_data``.
     """
     if leads < 0:
         raise ValueError("leads must be >= 0")
@@ -697,9 +742,20 @@ def seed(
     anchor = anchor or lima_today()
 
     with psycopg.connect(db.libpq_url(url)) as conn:
+        # one seed at a time, and no upstream writes between the check and the load
+        conn.execute(f"lock table {', '.join(SOURCE_TABLES)} in exclusive mode")
+        before = _source_counts(conn)
+        ours = not any(before.values()) or _marker(conn) == before
+        if truncate and not ours and not replace_existing_data:
+            counts = ", ".join(f"{t} {n}" for t, n in before.items())
+            raise ExistingDataError(
+                f"refusing to seed {_where(conn)}: its source tables hold rows seed did not write ({counts}); "
+                "point DATABASE_URL at a scratch database, or pass --replace-existing-data to delete them"
+            )
         conn.execute(db.read_sql("demo/ground_truth.sql"))
         if truncate:
             conn.execute(f"truncate {', '.join(SOURCE_TABLES + DEMO_TABLES)} restart identity")
+            db.reset_derived(conn)
         base_person, base_lead, base_driver, base_claim = _bases(conn)
         if base_person + 2 * leads >= _LICENSE_OTHER_SHIFT:
             raise ValueError("too many persons for unique synthetic phones and documents (limit ~25M leads)")
@@ -826,6 +882,17 @@ def seed(
         with cur.copy("copy demo.driver_truth (driver_id, person_id) from stdin") as copy:
             for a in g.acc_order:
                 copy.write_row((g.acc_driver_id[a], g.pid(g.acc_person[a])))
+        # COPY with explicit ids does not advance the identity: continue after the highest id
+        conn.execute(
+            "select setval(pg_get_serial_sequence('public.module_ct_cabinet_leads', 'id'),"
+            " coalesce(max(id), 0) + 1, false) from public.module_ct_cabinet_leads"
+        )
+        conn.execute("delete from demo.seed_marker")
+        if ours or truncate:  # appended to data seed did not write: stays unmarked
+            cur.executemany(
+                "insert into demo.seed_marker (table_name, row_count) values (%s, %s)",
+                list(_source_counts(conn).items()),
+            )
         conn.commit()
         _phase("ground truth and commit", started)
 

@@ -10,8 +10,10 @@ import sys
 import pytest
 
 
-def run_cli(*args: str, database_url: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def run_cli(
+    *args: str, database_url: str | None = None, timeout: int = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return subprocess.run(

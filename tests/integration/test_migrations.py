@@ -91,3 +91,17 @@ def test_c0_constraints_are_in_the_database(pg):
         pg.execute("delete from canon.identity_links where source_pk = 'D1'")
     audit = pg.execute("select operation, reason, old_row->>'source_pk' from canon.identity_link_audit").fetchall()
     assert audit == [("DELETE", "OPS-1: wrong merge split by hand", "D1")]
+
+
+def test_applied_version_unknown_to_the_code_is_refused(empty_db, tmp_path):
+    (tmp_path / "V001__one.sql").write_text("create table public.one (id int);")
+    (tmp_path / "V002__two.sql").write_text("create table public.two (id int);")
+    db.migrate(empty_db, directory=tmp_path)
+    (tmp_path / "V002__two.sql").unlink()  # an older cabinet-leads, after a newer one migrated
+    (tmp_path / "V003__late.sql").write_text("create table public.late (id int);")
+    with pytest.raises(db.DatabaseError, match="V002 that this cabinet-leads does not know"):
+        db.migrate(empty_db, directory=tmp_path)
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("select to_regclass('public.late')").fetchone()[0] is None  # nothing applied
+    with pytest.raises(db.DatabaseError, match="V002 that this cabinet-leads does not know"):
+        db.check_schema(empty_db, directory=tmp_path)

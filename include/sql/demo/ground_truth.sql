@@ -35,3 +35,12 @@ create table if not exists demo.driver_truth (
 
 create index if not exists lead_truth_person_idx on demo.lead_truth (person_id);
 create index if not exists driver_truth_person_idx on demo.driver_truth (person_id);
+
+-- What seed() wrote: the row count of each source table right after seeding. A database whose
+-- source tables hold rows and whose counts differ from these (or that has no marker) holds data
+-- seed did not write, and seed refuses to replace it unless told to (--replace-existing-data).
+create table if not exists demo.seed_marker (
+    table_name text primary key,
+    row_count bigint not null,
+    seeded_at timestamptz not null default now()
+);
