@@ -213,8 +213,11 @@ DERIVED_TABLES = (
     "ops.limbo_snapshots",
     "ops.reconcile_runs",
     "ops.weekly_funnel_snapshots",
+    "ops.lead_marks",
+    "ops.person_inputs",
+    "ops.funnel_inputs",
 )
-KEPT_TABLES = ("ops.schema_migrations", "ops.milestone_config")
+KEPT_TABLES = ("ops.schema_migrations", "ops.schema_views", "ops.milestone_config")
 
 
 def reset_derived(conn: psycopg.Connection) -> None:
@@ -280,32 +283,9 @@ def check_schema(target: str | Engine | Connection | psycopg.Connection, directo
 
     ``target`` is a libpq URL, an engine, or an open SQLAlchemy / psycopg connection (checked in a
     savepoint, so a failure does not poison the caller's transaction). One query on
-    ``ops.schema_migrations``: SELECT on that table is all the role needs.
+    ``ops.schema_migrations`` (and one on ``ops.schema_views``): SELECT on those is all the role needs.
     """
-    query = "select version, checksum from ops.schema_migrations"
-    try:
-        if isinstance(target, str):
-            with psycopg.connect(libpq_url(target), autocommit=True) as conn:
-                rows = conn.execute(query).fetchall()
-        elif isinstance(target, Engine):
-            with target.connect() as conn:
-                rows = conn.exec_driver_sql(query).fetchall()
-        elif isinstance(target, Connection):
-            with target.begin_nested():
-                rows = target.exec_driver_sql(query).fetchall()
-        else:
-            with target.transaction():
-                rows = target.execute(query).fetchall()
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise DatabaseError(
-            "the database has no cabinet-leads schema (no ops.schema_migrations): run `cabinet-leads migrate`"
-        ) from None
-    except sa.exc.ProgrammingError as exc:
-        if isinstance(exc.orig, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
-            raise DatabaseError(
-                "the database has no cabinet-leads schema (no ops.schema_migrations): run `cabinet-leads migrate`"
-            ) from None
-        raise
+    rows = _schema_rows(target, "select version, checksum from ops.schema_migrations")
     applied = {str(version): str(checksum) for version, checksum in rows}
     known = list_migrations(directory)
     problem = _unknown_or_changed(applied, known)
@@ -316,6 +296,35 @@ def check_schema(target: str | Engine | Connection | psycopg.Connection, directo
         at = f"V{max(applied, key=_version_key)}" if applied else "no migration"
         needs = f"V{max((m.version for m in known), key=_version_key)}"
         raise DatabaseError(f"database schema is at {at}, this cabinet-leads needs {needs}: run `cabinet-leads migrate`")
+    views = dict(_schema_rows(target, "select view_name, file_checksum from ops.schema_views"))
+    stale = [v.name for v in list_views(directory.parent / "views") if views.get(v.name) != v.checksum]
+    if stale:
+        raise DatabaseError(f"database views are out of date ({', '.join(stale)}): run `cabinet-leads migrate`")
+
+
+def _schema_rows(target: str | Engine | Connection | psycopg.Connection, query: str) -> list[tuple]:
+    """Rows of one query on the schema records, from any kind of target (see check_schema)."""
+    try:
+        if isinstance(target, str):
+            with psycopg.connect(libpq_url(target), autocommit=True) as conn:
+                return conn.execute(query).fetchall()
+        if isinstance(target, Engine):
+            with target.connect() as conn:
+                return conn.exec_driver_sql(query).fetchall()
+        if isinstance(target, Connection):
+            with target.begin_nested():
+                return target.exec_driver_sql(query).fetchall()
+        with target.transaction():
+            return target.execute(query).fetchall()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        raise DatabaseError(_UNMIGRATED) from None
+    except sa.exc.ProgrammingError as exc:
+        if isinstance(exc.orig, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+            raise DatabaseError(_UNMIGRATED) from None
+        raise
+
+
+_UNMIGRATED = "the database has no cabinet-leads schema (no ops.schema_migrations): run `cabinet-leads migrate`"
 
 
 def migrate(url: str | None = None, directory: Path = MIGRATIONS_DIR) -> list[str]:
@@ -368,20 +377,19 @@ def apply_views(conn: psycopg.Connection, directory: Path = VIEWS_DIR) -> list[s
     in its own transaction; returns their names. Views are derived objects: their one definition is the
     file, so a change is a new file version, not a new migration (``create or replace view``: columns
     may only be added at the end; dropping one takes a versioned migration first)."""
-    conn.execute(
-        "create table if not exists ops.schema_views("
-        " name text primary key, checksum text not null, applied_at timestamptz not null default now())"
-    )
-    done = dict(conn.execute("select name, checksum from ops.schema_views").fetchall())
+    views = list_views(directory)
+    if not views:
+        return []
+    done = dict(conn.execute("select view_name, file_checksum from ops.schema_views").fetchall())
     applied = []
-    for v in list_views(directory):
+    for v in views:
         if done.get(v.name) == v.checksum:
             continue
         with conn.transaction():
             conn.execute(v.path.read_text(encoding="utf-8"))
             conn.execute(
-                "insert into ops.schema_views(name, checksum) values (%s, %s) on conflict (name) do update"
-                " set checksum = excluded.checksum, applied_at = now()",
+                "insert into ops.schema_views(view_name, file_checksum) values (%s, %s) on conflict (view_name)"
+                " do update set file_checksum = excluded.file_checksum, applied_at = now()",
                 (v.name, v.checksum),
             )
         applied.append(v.name)

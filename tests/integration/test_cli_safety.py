@@ -300,7 +300,7 @@ def test_an_unmigrated_database_says_run_migrate(empty_database, tmp_path):
         assert line.endswith("run `cabinet-leads migrate`"), line
 
 
-def test_check_schema_needs_only_select_on_schema_migrations_and_keeps_transactions_usable(
+def test_check_schema_needs_only_select_on_the_schema_records_and_keeps_transactions_usable(
     db_url, empty_database, server_url
 ):
     role = "t_schema_reader"
@@ -310,7 +310,7 @@ def test_check_schema_needs_only_select_on_schema_migrations_and_keeps_transacti
     try:
         with psycopg.connect(db_url, autocommit=True) as owner:
             owner.execute(f"grant usage on schema ops to {role}")
-            owner.execute(f"grant select on ops.schema_migrations to {role}")
+            owner.execute(f"grant select on ops.schema_migrations, ops.schema_views to {role}")
         with psycopg.connect(db_url) as conn:
             conn.execute(f"set role {role}")
             db.check_schema(conn)

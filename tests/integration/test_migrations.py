@@ -105,3 +105,15 @@ def test_applied_version_unknown_to_the_code_is_refused(empty_db, tmp_path):
         assert conn.execute("select to_regclass('public.late')").fetchone()[0] is None  # nothing applied
     with pytest.raises(db.DatabaseError, match="V002 that this cabinet-leads does not know"):
         db.check_schema(empty_db, directory=tmp_path)
+
+
+def test_views_are_reapplied_when_their_file_changes_and_checked_before_use(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update ops.schema_views set file_checksum = 'old' where view_name = 'v_cabinet_leads_limbo'")
+    with pytest.raises(db.DatabaseError, match=r"views are out of date \(v_cabinet_leads_limbo\).*migrate"):
+        db.check_schema(db_url)
+    assert db.migrate(db_url) == []  # no versioned migration pending: only the view is re-created
+    db.check_schema(db_url)
+    with psycopg.connect(db_url) as conn:
+        sums = dict(conn.execute("select view_name, file_checksum from ops.schema_views").fetchall())
+    assert sums == {v.name: v.checksum for v in db.list_views()}

@@ -35,3 +35,12 @@ check (resolution in ('claimed', 'not_reached', 'source_deleted'));
 
 update ops.milestone_claim_worklist set resolution = 'claimed'
 where resolved_at is not null;
+
+-- Which version of each repeatable view definition (include/sql/views/) the database holds:
+-- `cabinet-leads migrate` re-creates a view whose file changed; other commands refuse to run on
+-- views older than their files.
+create table ops.schema_views (
+    view_name text primary key,
+    file_checksum text not null,
+    applied_at timestamptz not null default now()
+);
