@@ -15,7 +15,7 @@ from psycopg import sql
 
 from cabinet_leads import ReconcileCabinetLeadsPipeline, db, explain, funnel, report, synthetic
 from cabinet_leads.pipeline import EXTRA_KEYS, STAT_KEYS
-from tests.conftest import READER_LOGIN, ensure_login, fresh_database, with_user
+from tests.conftest import JOB_LOGIN, READER_LOGIN, ensure_login, fresh_database, with_user
 
 ANCHOR = dt.datetime(2025, 6, 2, 17, 0, tzinfo=dt.UTC)
 SOURCES = ("module_ct_cabinet_leads", "drivers", "driver_daily_trips", "milestone_claims")
@@ -54,7 +54,7 @@ def test_whole_reconcile_runs_as_the_job_role_like_the_owner(server_url, templat
         as_owner = reconcile(owner_url)
         owner_links = links(owner_url)
     with psycopg.connect(job_url) as conn:
-        assert conn.execute("select current_user").fetchone()[0] != "postgres"
+        assert conn.execute("select current_user").fetchone()[0] == JOB_LOGIN
     as_job = reconcile(job_url)
 
     first, second = as_job
