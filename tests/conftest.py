@@ -1,9 +1,10 @@
 """Shared fixtures: one real PostgreSQL for the whole session, a fresh database per test.
 
 The server is the project's embedded PostgreSQL (or the server of ``DATABASE_URL`` when set: the
-tests then create and drop their own databases on it, so the role needs CREATEDB). A migrated
-template database is built once per session; each test gets a copy of it (``create database ...
-template``), which takes a few tens of milliseconds.
+tests then create and drop their own databases on it, so the role needs CREATEDB; the role tests
+also create two password-less login roles, so it needs CREATEROLE and trust authentication for
+them). A migrated template database is built once per session; each test gets a copy of it
+(``create database ... template``), which takes a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -93,6 +94,55 @@ def db_url(server_url: str, template_url: str) -> Iterator[str]:
     """A freshly migrated, empty database of its own (libpq URL)."""
     with fresh_database(server_url, template_url) as url:
         yield url
+
+
+# ------------------------------------------------------------------ the least-privilege roles (V009)
+
+JOB_LOGIN = "cabinet_leads_test_job"
+READER_LOGIN = "cabinet_leads_test_reader"
+
+
+def with_user(url: str, user: str) -> str:
+    """The same database as another user (the embedded server trusts its socket: no password)."""
+    parts = urlsplit(db.libpq_url(url))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def ensure_login(server_url: str, login: str, group: str | None) -> str:
+    """A LOGIN role, member of `group` if given (roles are cluster-wide: created once, kept)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (login,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                conn.execute(f'create role "{login}" login')
+        if group:
+            conn.execute(f'grant "{group}" to "{login}"')
+    return login
+
+
+@pytest.fixture(scope="session")
+def job_login(server_url: str, template_url: str) -> str:
+    """A login in cabinet_leads_job (the template's migration created the group role)."""
+    return ensure_login(server_url, JOB_LOGIN, "cabinet_leads_job")
+
+
+@pytest.fixture(scope="session")
+def reader_login(server_url: str, template_url: str) -> str:
+    """A login in cabinet_leads_reader."""
+    return ensure_login(server_url, READER_LOGIN, "cabinet_leads_reader")
+
+
+@pytest.fixture
+def job_url(db_url: str, job_login: str) -> str:
+    """The test's database as the job's login (arrange data with `db_url`, the owner)."""
+    return with_user(db_url, job_login)
+
+
+@pytest.fixture
+def reader_url(db_url: str, reader_login: str) -> str:
+    """The test's database as the dashboard's login."""
+    return with_user(db_url, reader_login)
 
 
 @pytest.fixture

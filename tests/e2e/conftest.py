@@ -79,9 +79,10 @@ def smtp_server(monkeypatch):
 
 
 @pytest.fixture
-def reconcile_conn(db_url, monkeypatch) -> str:
-    """reconcile_db points at the test's fresh PostgreSQL database."""
-    monkeypatch.setenv("AIRFLOW_CONN_RECONCILE_DB", db.airflow_conn_uri(db_url))
+def reconcile_conn(db_url, job_url, monkeypatch) -> str:
+    """reconcile_db points at the test's fresh PostgreSQL database as the job's least-privilege
+    login (cabinet_leads_job, as in production); returns the owner's URL for arranging data."""
+    monkeypatch.setenv("AIRFLOW_CONN_RECONCILE_DB", db.airflow_conn_uri(job_url))
     return db_url
 
 

@@ -11,6 +11,7 @@ import pytest
 from cabinet_leads import synthetic
 from cabinet_leads.funnel import STAGES
 from cabinet_leads.pipeline import STAT_KEYS
+from tests.conftest import JOB_LOGIN
 from tests.e2e.conftest import states, xcoms
 from tests.integration.test_runbook_sql import runbook_statements
 
@@ -35,8 +36,12 @@ def run_record(pg, dag_run):
 
 
 def test_hourly_run_end_to_end_then_idempotent(main_dag, reconcile_conn, pg, smtp_server):
+    from airflow.sdk import BaseHook
+
     synthetic.seed(reconcile_conn, leads=1500, seed=7, anchor=ANCHOR_DATE)
     assert distribution(pg) == {"NO_IDENTITY": 1500}
+    # the DAG works as the job's least-privilege login, as in production (V009)
+    assert BaseHook.get_connection("reconcile_db").login == JOB_LOGIN
 
     dr = main_dag[MAIN].test(logical_date=LOGICAL, run_conf={"batch_size": 100})
     assert dr.state == "success"

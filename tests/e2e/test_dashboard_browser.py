@@ -24,7 +24,7 @@ import uvicorn
 
 from cabinet_leads import db, funnel
 from cabinet_leads.funnel import STAGES
-from tests.conftest import HOSTILE
+from tests.conftest import HOSTILE, with_user
 from tests.integration.test_report import load_plugin_module
 
 ARTIFACTS = db.PROJECT_ROOT / "artifacts"
@@ -71,9 +71,10 @@ def dump_dom(url: str, tmp_path, *extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(seeded):
-    """The plugin's app on a free 127.0.0.1 port, in a thread."""
-    app = load_plugin_module().create_app(get_conn=seeded.engine.connect, require_login=False)
+def served(seeded, reader_login):
+    """The plugin's app on a free 127.0.0.1 port, in a thread, reading as cabinet_leads_reader."""
+    engine = db.make_engine(with_user(seeded.url, reader_login))
+    app = load_plugin_module().create_app(get_conn=engine.connect, require_login=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -87,6 +88,7 @@ def served(seeded):
     yield f"http://127.0.0.1:{port}/"
     server.should_exit = True
     thread.join(timeout=10)
+    engine.dispose()
 
 
 def table_rows(dom: str, css: str) -> list[list[str]]:
@@ -131,9 +133,9 @@ def test_search_shows_the_explanation_and_the_hostile_name_as_text(seeded, serve
     chromium(url, tmp_path, f"--screenshot={ARTIFACTS / 'dashboard-search.png'}", "--window-size=1400,1200")
 
 
-def test_html_report_opens_offline_with_the_cli_numbers(seeded, tmp_path):
+def test_html_report_opens_offline_with_the_cli_numbers(seeded, reader_login, tmp_path):
     target = tmp_path / "report.html"
-    env = dict(os.environ, DATABASE_URL=seeded.url)
+    env = dict(os.environ, DATABASE_URL=with_user(seeded.url, reader_login))
     res = subprocess.run([sys.executable, "-m", "cabinet_leads", "report", "--html", str(target)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from cabinet_leads import db, funnel, report
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
-from tests.conftest import HOSTILE
+from tests.conftest import HOSTILE, with_user
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 PLUGIN_FILE = db.PROJECT_ROOT / "plugins" / "cabinet_funnel.py"
@@ -186,9 +186,10 @@ def test_airflow_lists_the_plugin_and_its_nav_view():
     assert "cabinet-funnel" in json.dumps(plugin.get("external_views")), text
 
 
-def test_cli_writes_the_report(seeded, tmp_path):
+def test_cli_writes_the_report(seeded, reader_login, tmp_path):
+    """As the dashboard's read-only role (cabinet_leads_reader)."""
     target = tmp_path / "out" / "report.html"
-    res = run_cli("report", "--html", str(target), url=seeded.url)
+    res = run_cli("report", "--html", str(target), url=with_user(seeded.url, reader_login))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(target)
     page = target.read_text(encoding="utf-8")
@@ -202,8 +203,9 @@ def test_cli_writes_the_report(seeded, tmp_path):
     assert bad.stderr.startswith("cabinet-leads: error: cannot write") and bad.stderr.count("\n") == 1
 
 
-def test_default_connection_is_reconcile_db(seeded, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_RECONCILE_DB", db.airflow_conn_uri(seeded.url))
+def test_default_connection_is_reconcile_db(seeded, reader_login, monkeypatch):
+    """reconcile_db as the dashboard's read-only role (cabinet_leads_reader)."""
+    monkeypatch.setenv("AIRFLOW_CONN_RECONCILE_DB", db.airflow_conn_uri(with_user(seeded.url, reader_login)))
     module = load_plugin_module()
     assert module._engine is None  # nothing looked up at import
     client = TestClient(module.create_app(require_login=False))
