@@ -20,6 +20,8 @@ from tests.conftest import JOB_LOGIN, READER_LOGIN, ensure_login, fresh_database
 ANCHOR = dt.datetime(2025, 6, 2, 17, 0, tzinfo=dt.UTC)
 SOURCES = ("module_ct_cabinet_leads", "drivers", "driver_daily_trips", "milestone_claims")
 ADMIN_LOGIN = "cabinet_leads_test_admin"  # a login in neither group: the manual-action administrator
+# The job's only deletes: marks it takes, and the kept state of leads deleted upstream (V011).
+JOB_DELETES = (sql.Identifier("ops", "lead_marks"), sql.Identifier("ops", "lead_state"))
 COMPARED = tuple(k for k in STAT_KEYS + EXTRA_KEYS if k != "retries")
 
 
@@ -97,7 +99,7 @@ def test_job_role_can_neither_delete_nor_rewrite_nor_read_beyond_its_sources(lin
         "truncate canon.identity_links",
         "delete from canon.identity_links",
         "update canon.identity_links set match_rule = 'EDITED'",
-        *[sql.SQL("delete from {}").format(t) for t in tables],
+        *[sql.SQL("delete from {}").format(t) for t in tables if t not in JOB_DELETES],
         *[sql.SQL("truncate {}").format(t) for t in tables],
         "select * from public.payroll",
         "insert into public.module_ct_cabinet_leads (lead_created_at) values (now())",
@@ -209,13 +211,17 @@ def test_grants_are_least_privilege_and_cover_later_migrations(db_url):
             assert privileges(role, "public") == reading, role
         job = privileges("cabinet_leads_job", "canon") | privileges("cabinet_leads_job", "ops")
         reader = privileges("cabinet_leads_reader", "canon") | privileges("cabinet_leads_reader", "ops")
-        assert not any({"DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"} & p for p in job.values())
+        assert not any({"TRUNCATE", "REFERENCES", "TRIGGER"} & p for p in job.values())
+        # DELETE only on the kept funnel state's own work tables (marks taken; state of deleted leads)
+        assert {t for t, p in job.items() if "DELETE" in p} == {"ops.lead_marks", "ops.lead_state"}
+        assert job["ops.schema_views"] == {"SELECT"}
         assert job["canon.identity_links"] == {"SELECT", "INSERT"}
         assert "canon.identity_link_audit" not in job
         assert job["ops.milestone_config"] == job["ops.schema_migrations"] == {"SELECT"}
         assert job["canon.identity_registry_person_key_seq"] == {"USAGE"}
-        for table in ("canon.record_keys", "ops.reconcile_runs", "ops.lead_state", "ops.weekly_funnel_snapshots"):
+        for table in ("canon.record_keys", "ops.reconcile_runs", "ops.person_inputs", "ops.weekly_funnel_snapshots"):
             assert job[table] == {"SELECT", "INSERT", "UPDATE"}, table
+        assert job["ops.lead_state"] == job["ops.lead_marks"] == {"SELECT", "INSERT", "UPDATE", "DELETE"}
         for view in ("ops.v_cabinet_leads_limbo", "ops.v_cabinet_14d_funnel_audit_weekly",
                      "ops.v_cabinet_lead_milestones"):
             assert job[view] == {"SELECT"}, view

@@ -44,3 +44,8 @@ create table ops.schema_views (
     file_checksum text not null,
     applied_at timestamptz not null default now()
 );
+
+-- Least privilege (V009): the job takes (deletes) the marks it recomputes and deletes the kept state
+-- of leads deleted upstream; those two deletes are its only ones. The view records are migrate's.
+grant delete on ops.lead_marks, ops.lead_state to cabinet_leads_job;
+revoke insert, update on ops.schema_views from cabinet_leads_job;
