@@ -411,6 +411,109 @@ def test_doc_realistic_shapes_are_idempotent(raw):
         assert normalize_doc(out) == out
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Nro. 45873216",
+        "Nro 45873216",
+        "No. 45873216",
+        "No 45873216",
+        "Num 45873216",
+        "Num. 45873216",
+        "Núm. 45873216",
+        "Número: 45873216",
+        "Doc 45873216",
+        "Doc. 45873216",
+        "Documento: 45873216",
+        "Documento de identidad 45873216",
+        "Documento nacional de identidad: 45873216",
+        "N° 45873216",
+        "Nº45873216",
+        "N.° 45873216",
+        "N. 45873216",
+        "#45873216",
+        "# 45873216",
+        "N° de documento: 45873216",
+        "Nro. de DNI 45873216",
+        "DNI #45873216",
+        "DNI Nro: 45873216",
+        "Doc. N° 45.873.216",
+        "  nro.  45873216  ",
+    ],
+)
+def test_doc_labels_are_stripped(raw):
+    assert normalize_doc(raw) == "DNI:45873216"
+    assert normalize_record(None, None, None, raw, None, None).problems == ()
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Carné de extranjería Nro. 001234567", "CE:001234567"),
+        ("CE #001234567", "CE:001234567"),
+        ("N° 001234567", "CE:001234567"),  # a neutral label does not say which document it is
+        ("Doc: 458732162", "CE:458732162"),  # the 9-digit rule, as without a label
+        ("N° de carné 001234567", "CE:001234567"),
+        ("CE Nro. 45873216", None),  # labelled CE, 8 digits
+        ("N° de CE 45873216", None),
+        ("DNI N° 001234567", None),  # labelled DNI, 9 digits without a valid check character
+        ("NRO1234567", "CE:NRO1234567"),  # a word label must be followed by a space or a mark
+        ("Nota 45873216", "CE:NOTA45873216"),  # not a label: runs into a letter
+        ("Nro. 12345678", None),  # the label is stripped, the placeholder stays rejected
+        ("DNI ABCDEFGH", None),  # only letters after the label
+    ],
+)
+def test_doc_labels_kind_and_shape(raw, expected):
+    assert normalize_doc(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Nro. ABCDEFGHI",
+        "Doc: ABCDEFGH",
+        "#ABCDEFGHIJ",
+        "Documento: pendiente",
+        "N° ----",
+        "Nro.",
+    ],
+)
+def test_doc_only_letters_after_a_label_is_rejected(raw):
+    assert normalize_doc(raw) is None
+    keys = normalize_record(None, None, None, raw, None, None)
+    assert keys.doc is None
+    assert keys.problems == ("doc: not a DNI or carné",)
+
+
+DOC_LABELS = [
+    "",
+    "DNI",
+    "D.N.I.",
+    "Doc",
+    "Documento",
+    "N°",
+    "Nº",
+    "Nro.",
+    "No.",
+    "Num",
+    "Núm.",
+    "#",
+    "DNI Nro.",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(DOC_LABELS),
+    st.sampled_from(["", " ", ": ", ". ", " - "]),
+    st.from_regex(r"[0-9]{8}", fullmatch=True).filter(lambda d: d not in nz.PLACEHOLDER_DIGITS),
+    st.sampled_from(["{}", "{0}{1}.{2}{3}{4}.{5}{6}{7}", "{0}{1} {2}{3}{4} {5}{6}{7}"]),
+)
+def test_any_label_before_any_dni(label, sep, dni, layout):
+    raw = label + sep + layout.format(*dni) if layout != "{}" else label + sep + dni
+    assert normalize_doc(raw) == "DNI:" + dni
+
+
 # --------------------------------------------------------------------------------------------------
 # LICENSE, PLATE
 # --------------------------------------------------------------------------------------------------
@@ -476,6 +579,242 @@ def test_realistic_plates(raw):
     out = normalize_plate(raw)
     assert out == raw.replace("-", "").replace(" ", "").upper()
     assert normalize_plate(out) == out
+
+
+# --------------------------------------------------------------------------------------------------
+# Placeholders
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_placeholder_by_rule(digits: str) -> bool:
+    """The documented rule, written independently of normalize._placeholder_digit_strings."""
+    if not (7 <= len(digits) <= 12 and digits.isdigit()):
+        return False
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
+    if steps in ({1}, {9}):
+        return True
+    for size in range(1, 5):
+        unit = digits[:size]
+        unit_steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(unit)}
+        simple = len(set(unit)) <= 2 or unit_steps in ({1}, {9})
+        if (
+            2 * size <= len(digits)
+            and simple
+            and all(digits[i] == unit[i % size] for i in range(len(digits)))
+        ):
+            return True
+    return False
+
+
+@st.composite
+def placeholder_candidates(draw) -> str:
+    """Digit strings near the placeholder shapes (random strings almost never are one)."""
+    length = draw(st.integers(5, 13))
+    kind = draw(st.integers(0, 3))
+    if kind == 0:  # a repeated unit, maybe not simple
+        unit = draw(st.from_regex(r"[0-9]{1,5}", fullmatch=True))
+        out = (unit * length)[:length]
+    elif kind == 1:  # a run, maybe with a step other than 1
+        start, step = draw(st.integers(0, 9)), draw(st.sampled_from([1, 9, 2, 0]))
+        out = "".join(str((start + step * i) % 10) for i in range(length))
+    elif kind == 2:  # a placeholder with one digit changed
+        out = draw(st.sampled_from(sorted(nz.PLACEHOLDER_DIGITS)))
+        i = draw(st.integers(0, len(out) - 1))
+        out = out[:i] + draw(st.sampled_from("0123456789")) + out[i + 1 :]
+    else:
+        out = draw(st.from_regex(rf"[0-9]{{{length}}}", fullmatch=True))
+    return out
+
+
+@settings(max_examples=2000, deadline=None)
+@given(placeholder_candidates())
+@example("12345678")
+@example("12341234")
+@example("12121212")
+@example("58375837")  # a 4-digit unit that is not simple: a real DNI
+@example("123456")  # too short to be a placeholder
+def test_placeholder_digits_follow_the_documented_rule(digits):
+    assert (digits in nz.PLACEHOLDER_DIGITS) is _is_placeholder_by_rule(digits)
+
+
+def test_placeholder_sets_are_small_enough_for_a_negligible_false_positive_rate():
+    # The figures quoted in the module docstring (Placeholders, false positives).
+    by_length = {n: sum(len(s) == n for s in nz.PLACEHOLDER_DIGITS) for n in range(7, 13)}
+    assert by_length == {7: 410, 8: 970, 9: 970, 10: 970, 11: 970, 12: 970}
+    assert len(nz.PLACEHOLDER_PHONES) == 974
+    dnis = {s.removeprefix("DNI:") for s in nz.PLACEHOLDER_DOCS if s.startswith("DNI:")}
+    assert dnis == {s for s in nz.PLACEHOLDER_DIGITS if len(s) == 8}
+    carnes = {s.removeprefix("CE:") for s in nz.PLACEHOLDER_DOCS if s.startswith("CE:")}
+    assert carnes == {s for s in nz.PLACEHOLDER_DIGITS if 9 <= len(s) <= 12}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "987654321",
+        "912345678",
+        "923456789",
+        "901234567",
+        "998765432",
+        "999999999",
+        "900000000",
+        "911111111",
+        "912121212",
+        "909090909",
+        "912341234",
+        "987698769",
+        "912312312",
+        "900900900",
+        "+51 987 654 321",
+        "0051912345678",
+        "(+51) 923-456-789",
+        "0999999999",
+        "Tel: 987 654 321",  # phonenumbers' path
+        "９１２３４５６７８",  # phonenumbers' path
+    ],
+)
+def test_placeholder_phones_are_rejected_with_a_note(raw):
+    assert normalize_phone(raw) is None
+    assert nz._phone_via_phonenumbers(raw) is None
+    assert normalize_record(None, None, raw, None, None, None).problems == ("phone: placeholder value",)
+
+
+def test_every_placeholder_phone_is_a_mobile_rejected_by_both_paths():
+    for e164 in nz.PLACEHOLDER_PHONES:
+        national = e164[3:]
+        assert nz._e164_mobile_via_phonenumbers(national) == e164  # a valid mobile number ...
+        assert normalize_phone(national) is None  # ... refused by both paths
+        assert nz._phone_via_phonenumbers(national) is None
+        assert normalize_phone(e164) is None
+
+
+@pytest.mark.parametrize(
+    "raw", ["987654320", "912345679", "912121213", "984217563", "958375837", "923456788"]
+)
+def test_mobiles_near_the_placeholders_are_kept(raw):
+    assert normalize_phone(raw) == "+51" + raw == nz._phone_via_phonenumbers(raw)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.from_regex(r"9[0-9]{8}", fullmatch=True)
+    | st.sampled_from(sorted(nz.PLACEHOLDER_PHONES)).map(lambda e: e[3:])
+)
+def test_a_mobile_is_rejected_exactly_when_it_is_a_placeholder(national):
+    is_placeholder = _is_placeholder_by_rule(national) or _is_placeholder_by_rule(national[1:])
+    assert ("+51" + national in nz.PLACEHOLDER_PHONES) is is_placeholder
+    assert normalize_phone(national) == (None if is_placeholder else "+51" + national)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "12345678",
+        "87654321",
+        "23456789",
+        "01234567",
+        "34567890",
+        "98765432",
+        "00000000",
+        "11111111",
+        "99999999",
+        "12121212",
+        "10101010",
+        "12341234",
+        "98769876",
+        "12312312",
+        "11001100",
+        "DNI 12345678",
+        "Nro. 87654321",
+        "12.345.678",
+        "12345678-1",  # valid check character, placeholder DNI
+        "12345678E",
+        "10123456781",  # a person's RUC around a placeholder DNI
+        "123456789",  # all-digit carnés
+        "987654321",
+        "123123123",
+        "000000000",
+        "1234567890",
+        "CE 123456789",
+        "121212121212",
+    ],
+)
+def test_placeholder_docs_are_rejected_with_a_note(raw):
+    assert normalize_doc(raw) is None
+    assert normalize_record(None, None, None, raw, None, None).problems == ("doc: placeholder value",)
+
+
+@pytest.mark.parametrize(
+    "raw", ["45873216", "12345679", "12341235", "58375837", "04587321", "001234567", "123456780"]
+)
+def test_docs_near_the_placeholders_are_kept(raw):
+    assert normalize_doc(raw) is not None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(placeholder_candidates().filter(lambda d: len(d) == 8))
+def test_a_dni_is_rejected_exactly_when_it_is_a_placeholder(dni):
+    expected = None if _is_placeholder_by_rule(dni) else "DNI:" + dni
+    assert normalize_doc(dni) == expected
+    assert normalize_doc(f"DNI {dni[:2]}.{dni[2:5]}.{dni[5:]}") == expected
+    assert ("DNI:" + dni in nz.PLACEHOLDER_DOCS) is (expected is None)
+
+
+def test_normalize_doc_never_returns_a_placeholder_doc():
+    for doc in nz.PLACEHOLDER_DOCS:
+        assert normalize_doc(doc) is None
+        assert normalize_doc(doc.split(":")[1]) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "123456789",
+        "987654321",
+        "12345678",
+        "1234567",
+        "A12345678",
+        "Q12345678",
+        "Q87654321",
+        "Q-1234-5678",
+        "q 12.345.678",
+        "Q1234567",
+        "AB12345678",
+        "Q00000000",
+        "Q99999999",
+        "Q12121212",
+        "B123123123",
+        "1234567890",
+    ],
+)
+def test_placeholder_licenses_are_rejected_with_a_note(raw):
+    assert normalize_license(raw) is None
+    assert normalize_record(None, None, None, None, raw, None).problems == ("license: placeholder value",)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Q45873216", "Q45873216"),  # letter + a real DNI
+        ("Q12345679", "Q12345679"),
+        ("A12345", "A12345"),  # 6 digits or fewer: not judged
+        ("123456", "123456"),
+        ("ABC12345678", "ABC12345678"),  # three letters: not the letter + DNI shape
+        ("Q1234A5678", "Q1234A5678"),
+    ],
+)
+def test_licenses_near_the_placeholders_are_kept(raw, expected):
+    assert normalize_license(raw) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["", "Q", "A", "B", "AB"]), placeholder_candidates())
+def test_a_license_is_rejected_exactly_when_its_digits_are_a_placeholder(prefix, digits):
+    raw = prefix + digits
+    if not 6 <= len(raw) <= 12:
+        return
+    rejected = _is_placeholder_by_rule(digits) or len(set(raw)) == 1
+    assert normalize_license(raw) == (None if rejected else raw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -666,6 +1005,7 @@ def test_normalisers_are_total_and_idempotent(raw):
 @given(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
     | st.text(alphabet="0123456789 .-:DNICEdnice°", max_size=20)
+    | st.text(alphabet="0123456789 .-:#°ºDNICEOMRUTdnicemortuú", max_size=24)
 )
 def test_doc_is_total_and_idempotent(raw):
     out = normalize_doc(raw)
