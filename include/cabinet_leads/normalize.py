@@ -402,13 +402,14 @@ def _doc(raw: str) -> tuple[str | None, str]:
             return None, "doc: placeholder value"
         return "DNI:" + raw, ""
     label = None
-    m = _DOC_LABEL.match(raw)
-    if m.end():
-        if m.group("dni") or m.group("dni2"):
-            label = "DNI"
-        elif m.group("ce") or m.group("ce2"):
-            label = "CE"
-        raw = raw[m.end() :]
+    if not raw[:1].isdigit():  # no label before a leading digit: skip the regular expression
+        m = _DOC_LABEL.match(raw)  # everything in it is optional: always a match, maybe empty
+        if m.end():
+            if m.group("dni") or m.group("dni2"):
+                label = "DNI"
+            elif m.group("ce") or m.group("ce2"):
+                label = "CE"
+            raw = raw[m.end() :]
     value = raw.strip()
     sep_before_last = len(value) >= 2 and value[-2] in _ID_SEPARATOR_CHARS
     c = _compact_id(value)
@@ -459,7 +460,7 @@ def normalize_doc(raw: str | None) -> str | None:
 
 _LICENSE = re.compile(r"[A-Z0-9]{6,12}", re.ASCII)
 _HAS_DIGIT = re.compile(r"[0-9]", re.ASCII)
-_LICENSE_LETTERS_DIGITS = re.compile(r"[A-Z]{0,2}([0-9]+)", re.ASCII)
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _PLATE = re.compile(r"[A-Z][0-9][A-Z][0-9]{3}|[A-Z]{3}[0-9]{3}|[A-Z]{2}[0-9]{4}", re.ASCII)
 
 
@@ -470,8 +471,8 @@ def _license(raw: str) -> tuple[str | None, str]:
         return None, "license: not 6-12 letters and digits with at least one digit"
     if len(set(c)) == 1:
         return None, "license: placeholder value"
-    m = _LICENSE_LETTERS_DIGITS.fullmatch(c)
-    if m is not None and m.group(1) in PLACEHOLDER_DIGITS:
+    digits = c.lstrip(_LETTERS)  # after at most two leading letters
+    if digits in PLACEHOLDER_DIGITS and len(c) - len(digits) <= 2:
         return None, "license: placeholder value"
     return c, ""
 
@@ -653,6 +654,18 @@ class NormalizedKeys:
         return keys
 
 
+_COLUMNS = ("first_name", "last_name", "phone", "document_number", "license_number", "plate")
+
+
+def _too_long(row: tuple[str | None, ...]) -> str:
+    """``'first_name is 1000000 characters long (limit 200)'``, for every column over the limit."""
+    return "; ".join(
+        f"{column} is {len(value)} characters long (limit {MAX_FIELD_LENGTH})"
+        for column, value in zip(_COLUMNS, row, strict=True)
+        if isinstance(value, str) and len(value) > MAX_FIELD_LENGTH
+    )
+
+
 def normalize_record(
     first_name: str | None,
     last_name: str | None,
@@ -667,30 +680,31 @@ def normalize_record(
     parsed: :attr:`NormalizedKeys.invalid_reason` names every such column with its length, and the
     result carries no key, no name and no problem note.
     """
-    fields = (
-        ("first_name", first_name),
-        ("last_name", last_name),
-        ("phone", phone),
-        ("document_number", document_number),
-        ("license_number", license_number),
-        ("plate", plate),
-    )
-    too_long = [
-        f"{column} is {len(value)} characters long (limit {MAX_FIELD_LENGTH})"
-        for column, value in fields
-        if isinstance(value, str) and len(value) > MAX_FIELD_LENGTH
-    ]
-    if too_long:
-        return NormalizedKeys(
-            phone=None,
-            doc=None,
-            license=None,
-            plate=None,
-            name="",
-            given_name="",
-            problems=(),
-            invalid_reason="; ".join(too_long),
+    limit = MAX_FIELD_LENGTH
+    try:  # the common case in a few len() calls
+        over = (
+            len(first_name or "") > limit
+            or len(last_name or "") > limit
+            or len(phone or "") > limit
+            or len(document_number or "") > limit
+            or len(license_number or "") > limit
+            or len(plate or "") > limit
         )
+    except TypeError:  # a value that is neither str nor None (treated as missing below)
+        over = True
+    if over:
+        invalid_reason = _too_long((first_name, last_name, phone, document_number, license_number, plate))
+        if invalid_reason:
+            return NormalizedKeys(
+                phone=None,
+                doc=None,
+                license=None,
+                plate=None,
+                name="",
+                given_name="",
+                problems=(),
+                invalid_reason=invalid_reason,
+            )
 
     problems: list[str] = []
 
@@ -721,12 +735,8 @@ def normalize_record(
     first = _fold_part(first_name) if isinstance(first_name, str) else ""
     last = _fold_part(last_name) if isinstance(last_name, str) else ""
     name = f"{first} {last}" if first and last else (first or last)
+    if len(name) > limit:  # folding may lengthen a name (see _clip)
+        name, first = _clip(name), _clip(first)
     return NormalizedKeys(
-        phone=p,
-        doc=d,
-        license=lic,
-        plate=pl,
-        name=_clip(name),
-        given_name=_clip(first),
-        problems=tuple(problems),
+        phone=p, doc=d, license=lic, plate=pl, name=name, given_name=first, problems=tuple(problems)
     )
