@@ -172,8 +172,8 @@ def test_c01_existing_links_are_never_rewritten(pg, engine):
     run(engine)
     first = link_of(pg, "module_ct_cabinet_leads", 1)
     # upstream changes the lead to another person's data: the link stays, the job does not fail
-    add_driver(pg, "D9", phone="955555555", doc="55555558")
-    pg.execute("update public.module_ct_cabinet_leads set phone = '955555555', updated_at = now() where id = 1")
+    add_driver(pg, "D9", phone="955123789", doc="55555558")
+    pg.execute("update public.module_ct_cabinet_leads set phone = '955123789', updated_at = now() where id = 1")
     run(engine)
     assert link_of(pg, "module_ct_cabinet_leads", 1) == first
     with pytest.raises(psycopg.errors.RaiseException):
