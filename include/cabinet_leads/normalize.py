@@ -593,18 +593,25 @@ def _same_given(x: str, y: str) -> bool:
 
 
 def _given_tokens(name: str | None) -> list[str]:
+    """The distinct words of a given name, in order (particles dropped, abbreviations expanded)."""
     tokens = fold_name(name).split()
     kept = [t for t in tokens if t not in _GIVEN_PARTICLES]
-    return [_GIVEN_ALIASES.get(t, t) for t in (kept or tokens)]
+    return list(dict.fromkeys(_GIVEN_ALIASES.get(t, t) for t in (kept or tokens)))
+
+
+def _all_words_match(short: list[str], long_: list[str]) -> bool:
+    return all(any(_same_given(s, t) for t in long_) for s in short)
 
 
 def given_names_conflict(first_a: str | None, first_b: str | None) -> bool:
     """True only when both given names are present and clearly different.
 
     Both names are folded (:func:`fold_name`) and split into words (particles such as ``del``
-    ignored, ``Ma.`` read as ``María``). There is no conflict when every word of the name with fewer
-    words matches some word of the other one (so ``Juan Carlos`` vs ``Juan`` or ``Carlos`` is fine,
-    ``Juan Carlos`` vs ``Juan Pablo`` is a conflict). Two words match when they are equal, when one
+    ignored, ``Ma.`` read as ``María``, a repeated word counted once). There is no conflict when
+    every word of the name with fewer words matches some word of the other one, either way round
+    when both have as many words (so ``Juan Carlos`` vs ``Juan`` or ``Carlos`` is fine, ``Juan
+    Carlos`` vs ``Juan Pablo`` is a conflict; the answer never depends on the order of the
+    arguments). Two words match when they are equal, when one
     is an initial of the other, when their Spanish spelling keys are equal (Jhon/John), or when -
     with the same first letter - they are within the typo threshold: rapidfuzz OSA distance (a
     transposition counts as one edit) of at most 1 for words up to 8 letters, 2 for longer words,
@@ -617,9 +624,11 @@ def given_names_conflict(first_a: str | None, first_b: str | None) -> bool:
     ta, tb = _given_tokens(first_a), _given_tokens(first_b)
     if not ta or not tb:
         return False
-    short, long_ = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
-    long_ = list(dict.fromkeys(long_))  # repeated words change nothing but the cost
-    return not all(any(_same_given(s, t) for t in long_) for s in dict.fromkeys(short))
+    if len(ta) < len(tb):
+        return not _all_words_match(ta, tb)
+    if len(tb) < len(ta):
+        return not _all_words_match(tb, ta)
+    return not (_all_words_match(ta, tb) or _all_words_match(tb, ta))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -898,6 +898,8 @@ def test_name_similarity(a, b, low, high):
         ("", "Luis", False),
         (None, None, False),
         ("!!", "Luis", False),
+        ("Juan Juan", "Juan Carlos", False),  # a repeated word counts once
+        ("Ana Ana", "Luis Pedro", True),
     ],
 )
 def test_given_names_conflict(a, b, conflict):
@@ -1036,12 +1038,25 @@ def test_fold_name_ascii_fast_path_matches_unicode_path(raw):
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.none(), st.text()), st.one_of(st.none(), st.text()))
+@example("0:0", "0:1")  # equal word counts: symmetric all the same
+@example("Juan Juan", "Juan Carlos")
 def test_name_helpers_are_total(a, b):
     score = name_similarity(a, b)
     assert isinstance(score, int) and 0 <= score <= 100
     assert name_similarity(a, b) == name_similarity(b, a)
     assert given_names_conflict(a, b) is given_names_conflict(b, a)
     assert given_names_conflict(a, a) is False
+
+
+GIVEN_WORDS = st.sampled_from(
+    ["Juan", "José", "Jose", "Carlos", "Ana", "María", "Ma.", "Mario", "J.", "Luis", "Luisa", "del"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(GIVEN_WORDS, max_size=4), st.lists(GIVEN_WORDS, max_size=4))
+def test_given_names_conflict_is_symmetric(a, b):
+    assert given_names_conflict(" ".join(a), " ".join(b)) is given_names_conflict(" ".join(b), " ".join(a))
 
 
 @settings(max_examples=300, deadline=None)
