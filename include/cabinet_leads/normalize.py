@@ -12,8 +12,8 @@ Strong keys (a match on one of them may create a link, SPEC §4):
     E.164 Peruvian **mobile** number, ``+519XXXXXXXX``. Google's ``phonenumbers`` is the authority
     (region ``PE``, valid, type ``MOBILE``); :func:`_phone_via_phonenumbers` is that reference
     implementation. It costs ~50 µs per value, so :func:`normalize_phone` first tries
-    :func:`_phone_fast`, which decides the common shapes (``987654321``, ``+51 987 654 321``,
-    ``0051987654321``, ``(+51) 987-654-321``, ``0987654321`` ...) and the obvious non-numbers with
+    :func:`_phone_fast`, which decides the common shapes (``984217563``, ``+51 984 217 563``,
+    ``0051984217563``, ``(+51) 984-217-563``, ``0984217563`` ...) and the obvious non-numbers with
     two regular expressions, and defers everything else to phonenumbers. The unit tests prove with
     hypothesis that both give the same answer. An 8-digit value (a DNI typed into the phone field, a
     Lima landline such as ``12345678`` or ``014567890``) is never a phone. Placeholder mobiles
@@ -25,16 +25,16 @@ Strong keys (a match on one of them may create a link, SPEC §4):
     identidad``, ``CE``, ``C.E.``, ``carné [de extranjería]``, or the neutral ``Doc``, ``Doc.``,
     ``Documento [de identidad]``), then optionally a number label (``N°``, ``Nº``, ``N.``, ``N.°``,
     ``Nro``, ``Nro.``, ``No.``, ``No``, ``Num``, ``Num.``, ``Núm.``, ``Número``, optionally followed
-    by ``de <kind label>``), and ``:`` / ``#`` anywhere in between (``#12345678``, ``Documento:
-    ...``, ``N° de documento: ...``). A kind label may run into the digits (``dni12345678``); the
+    by ``de <kind label>``), and ``:`` / ``#`` anywhere in between (``#45873216``, ``Documento:
+    ...``, ``N° de documento: ...``). A kind label may run into the digits (``dni45873216``); the
     word number labels must be followed by a space, ``.``, ``:``, ``#`` or ``°`` (``NRO1234567``
     stays a carné-shaped value, so a normalised carné is never re-read as a label). Only the
     ``DNI``/``CE`` labels say which document it is. Then spaces, dots and dashes are dropped and:
 
     * 8 digits: a DNI (but labelled ``CE``: rejected, the label and the shape disagree).
     * 9 characters, the first 8 digits (the 9-digit rule): a DNI with its check character when it is
-      labelled ``DNI``, or written with a separator before the last character (``12345678-9``), or
-      when the last character is a letter (``12345678K``); the check character must then be valid
+      labelled ``DNI``, or written with a separator before the last character (``45873216-2``), or
+      when the last character is a letter (``45873216G``); the check character must then be valid
       (``stdnum.pe.cui``), otherwise the value is rejected (a wrong check character means a typo
       somewhere, and a wrong strong key is worse than none). Any other 9-digit value
       (``001234567``, ``123456780``, or anything labelled ``CE``) is a carné.
@@ -88,7 +88,7 @@ Placeholders
 
 Length limit
     :data:`MAX_FIELD_LENGTH` = 200 characters. The longest legitimate values, a full name with
-    particles (``María del Pilar de los Ángeles Fernández de Córdova y Sánchez de la Barrera``, 79)
+    particles (``María del Pilar de los Ángeles Fernández de Córdova y Sánchez de la Barrera``, 75)
     or a labelled document (``Carné de extranjería N° 001234567890``, 36), are well under 100; 200
     doubles that. It also stays below phonenumbers' own refusal (250 characters), so both phone
     paths see the same inputs, and it bounds the per-pair name work (rapidfuzz, the word pairs of
