@@ -211,6 +211,8 @@ def test_no_key_normaliser_returns_more_than_the_limit(raw):
         if len(raw) > MAX_FIELD_LENGTH:
             assert out is None
     assert normalize_phone(raw) == nz._phone_via_phonenumbers(raw)
+    fast = nz._phone_fast(raw)
+    assert fast is nz._DEFER or fast == nz._phone_via_phonenumbers(raw)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
