@@ -5,7 +5,8 @@
 Generates N (default 200,000) phone values in the shapes seen in the cabinet (mostly mobiles in the
 usual spellings, some DNIs / landlines / junk typed into the phone field), then prints µs per value
 for the fast path (``normalize_phone``) and for the phonenumbers reference
-(``_phone_via_phonenumbers``), and µs per row for ``normalize_record`` on rows built from them.
+(``_phone_via_phonenumbers``), and µs per row for ``normalize_record`` on rows built from them and on
+rows with a 1,000,000-character field (refused on its length).
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def main() -> None:
         nz.normalize_record(*r)
     rec_typ = (time.perf_counter() - start) / len(typical) * 1e6
     print(f"normalize_record (fast-path phones) {rec_typ:7.2f} µs/row")
+
+    huge = "9" * 1_000_000  # refused on its length (MAX_FIELD_LENGTH) before any work
+    over = [(huge, *r[1:]) for r in typical[:1000]] + [(*r[:3], huge, *r[4:]) for r in typical[:1000]]
+    print(
+        f"normalize_record (a 1,000,000-char field) {per_value_us(lambda r: nz.normalize_record(*r), over):4.2f} µs/row"
+    )
 
 
 if __name__ == "__main__":

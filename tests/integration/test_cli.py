@@ -70,8 +70,8 @@ def test_stop_refuses_when_database_url_is_set(db_url):
 def test_reconcile_explain_health(db_url, pg):
     pg.execute(
         "insert into public.module_ct_cabinet_leads (id, external_id, lead_created_at, first_name, last_name, phone, "
-        "document_number) values (1, 'a', now() - interval '1 day', 'José', 'Ñáñez Peña', '+51 987 654 321', "
-        "'12345678'), (2, 'b', now() - interval '1 day', 'Ana', 'Ruiz', '12345678', '')"
+        "document_number) values (1, 'a', now() - interval '1 day', 'José', 'Ñáñez Peña', '+51 984 217 563', "
+        "'45873216'), (2, 'b', now() - interval '1 day', 'Ana', 'Ruiz', '45873216', '')"
     )
     health = run_cli("health", database_url=db_url)
     assert health.returncode == 1 and "no successful reconcile run" in health.stdout
@@ -86,7 +86,7 @@ def test_reconcile_explain_health(db_url, pg):
     assert "newly_linked" in res.stdout and "still_no_candidates" in res.stdout
     assert pg.execute("select count(*) from canon.identity_links").fetchone()[0] == 1
     explained = run_cli("explain", "1", database_url=db_url).stdout
-    assert "stage: NO_DRIVER" in explained and "NEW_IDENTITY" in explained and "DNI:12345678" in explained
+    assert "stage: NO_DRIVER" in explained and "NEW_IDENTITY" in explained and "DNI:45873216" in explained
     unlinked = run_cli("explain", "2", database_url=db_url).stdout
     assert "NO_CANDIDATES" in unlinked and "rejected fields" in unlinked
     assert json.loads(run_cli("explain", "1", "--json", database_url=db_url).stdout)["link"]["match_rule"] == "NEW_IDENTITY"
