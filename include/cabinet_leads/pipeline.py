@@ -36,7 +36,7 @@ from cabinet_leads.db import DbLike, read_sql
 from cabinet_leads.engine import changes, funnel_state
 from cabinet_leads.engine.session import DRIVERS, LEADS, StatementCounter, WorkSession
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
-from cabinet_leads.normalize import normalize_record
+from cabinet_leads.normalize import MAX_FIELD_LENGTH, normalize_record
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ LIMA = zoneinfo.ZoneInfo("America/Lima")
 RUN_LOCK_KEY = 0x43414232  # "CAB2": one reconcile run at a time
 IDENTITY_LOCK_KEY = 0x43414233  # "CAB3": identity decisions of concurrent batches serialise
 DEFAULT_BATCH_SIZE = 500
-MAX_FIELD_LENGTH = 500
 FIELDS = ("first_name", "last_name", "phone", "document_number", "license_number", "plate")
 BATCH_RETRIES = 3
 # A key value carried by records showing more than this many distinct first given names or DOCs is
@@ -719,7 +718,7 @@ def normalise_row(m, anchor: dt.datetime) -> dict:
         "name_folded": nk.name,
         "given_name": nk.given_name,
         "problems": list(nk.problems),
-        "invalid_reason": None,
+        "invalid_reason": nk.invalid_reason,
     }
 
 

@@ -9,8 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cabinet_leads import ReconcileCabinetLeadsPipeline, explain, funnel, report
-from cabinet_leads.normalize import normalize_doc, normalize_license, normalize_phone
-from cabinet_leads.pipeline import MAX_FIELD_LENGTH
+from cabinet_leads.normalize import MAX_FIELD_LENGTH, normalize_doc, normalize_license, normalize_phone
 from tests.integration.test_identity_rules import ANCHOR, add_driver, add_lead, link_of, unmatched_of
 from tests.integration.test_report import load_plugin_module
 
