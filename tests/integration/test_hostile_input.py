@@ -200,3 +200,15 @@ def test_pages_stay_bounded_whatever_the_data(pg, engine):
     assert page.status_code == 200
     assert len(page.content) < 200_000, len(page.content)
     assert f"the first {report.SEARCH_ROWS} of 20000 leads" in page.text
+
+
+def test_common_fake_values_typed_by_300_people_link_nobody(pg, engine):
+    """The values of the fuzz run (phone 987654321, DNI 12345678, licence 987654321) are placeholders."""
+    for i in range(1, 301):
+        add_lead(pg, i, phone="987 654 321", doc="Nro. 12345678", license="987654321",
+                 first=f"Persona{i}", last=f"Apellido{i}")
+    stats = ReconcileCabinetLeadsPipeline(engine).run_reconcile(anchor=ANCHOR)
+    assert stats["newly_linked"] == 0 and stats["still_no_candidates"] == 300
+    assert pg.execute("select count(*) from canon.person_keys").fetchone()[0] == 0
+    problems = unmatched_of(pg, 1)[1]["problems"]
+    assert {"phone: placeholder value", "doc: placeholder value", "license: placeholder value"} <= set(problems)
