@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "include"))
 import psycopg  # noqa: E402
 
 from cabinet_leads import db  # noqa: E402
+from cabinet_leads.engine import changes, funnel_state  # noqa: E402
 from cabinet_leads.pipeline import LEADS, STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
 
 # processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
@@ -176,7 +177,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
     sql_s: dict[str, list[float]] = {}
     if by_statement:  # time each named SQL file (execute returns once the server is done)
-        orig_run_file = pipe._run_file
+        orig_run_file = pipe.session.run_file
 
         def timed_run_file(conn, file_name, params=None):
             t0 = time.perf_counter()
@@ -185,11 +186,12 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
             finally:
                 sql_s.setdefault(file_name, []).append(time.perf_counter() - t0)
 
-        pipe._run_file = timed_run_file
+        pipe.session.run_file = timed_run_file
     lead_ms: list[float] = []
     lead_idx: list[int] = []  # positions in statements.per_batch that belong to lead batches
     driver_ms: list[float] = []
     parts: dict[str, float] = {}
+    restore: list[tuple] = []
 
     orig_batch = pipe._identity_batch
 
@@ -226,10 +228,27 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     timed("reconcile_drivers", "drivers")
     timed("select_work_leads", "select")
     timed("alert_metrics", "alerts")
+    # the funnel-state steps are engine functions the pipeline calls through their modules
+    for module, attr, label in ((changes, "mark_changes", "mark"), (funnel_state, "refresh_marked", "refresh")):
+        orig_fn = getattr(module, attr)
+
+        def fn_wrapper(*args, _orig=orig_fn, _label=label, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _orig(*args, **kwargs)
+            finally:
+                parts[_label] = parts.get(_label, 0.0) + time.perf_counter() - t0
+
+        setattr(module, attr, fn_wrapper)
+        restore.append((module, attr, orig_fn))
 
     hwm_ok = reset_hwm()
     t0 = time.perf_counter()
-    stats = pipe.run_reconcile(anchor=anchor)
+    try:
+        stats = pipe.run_reconcile(anchor=anchor)
+    finally:
+        for module, attr, orig_fn in restore:
+            setattr(module, attr, orig_fn)
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     hwm = vm_hwm_mb() if hwm_ok else None
@@ -264,7 +283,9 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     print(
         f"  time: lead batches {batches_s:.2f} s  {drv}  select {parts.get('select', 0):.2f} s  "
         f"carry_fwd {parts.get('carry_fwd', 0):.2f} s  limbo snapshot before {parts.get('snap_before', 0):.2f} s "
-        f"after {parts.get('snap_after', 0):.2f} s  alert metrics {parts.get('alerts', 0):.2f} s  other {other:.2f} s",
+        f"after {parts.get('snap_after', 0):.2f} s  alert metrics {parts.get('alerts', 0):.2f} s  "
+        f"mark changes {parts.get('mark', 0):.2f} s  funnel refresh {parts.get('refresh', 0):.2f} s "
+        f"({stats.get('state_refreshed', 0)} leads)  other {other:.2f} s",
         flush=True,
     )
     if by_statement:
