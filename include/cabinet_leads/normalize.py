@@ -123,6 +123,7 @@ __all__ = [
     "NormalizedKeys",
     "fold_name",
     "given_names_conflict",
+    "name_mismatch",
     "name_similarity",
     "normalize_doc",
     "normalize_license",
@@ -629,6 +630,54 @@ def given_names_conflict(first_a: str | None, first_b: str | None) -> bool:
     if len(tb) < len(ta):
         return not _all_words_match(tb, ta)
     return not (_all_words_match(ta, tb) or _all_words_match(tb, ta))
+
+
+# Surnames: particles ignored ("de la Cruz" compares as "cruz").
+_SURNAME_PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "e", "da", "di", "van", "von", "san"})
+
+
+def _surname_tokens(full: str | None, given: str | None) -> list[str]:
+    """The surname words of a folded full name (``fold_name(first_name, last_name)``) whose folded
+    first name is ``given``: the words after the given name, particles dropped."""
+    tokens = fold_name(full).split()
+    first = fold_name(given).split()
+    if first and tokens[: len(first)] == first:
+        tokens = tokens[len(first):]
+    return [t for t in tokens if t not in _SURNAME_PARTICLES]
+
+
+def _same_surname(x: str, y: str) -> bool:
+    """Equal, or one typo (OSA distance 1, a transposition counts as one) in words of 5+ letters
+    with the same first letter."""
+    if x == y:
+        return True
+    if min(len(x), len(y)) < 5 or x[0] != y[0]:
+        return False
+    return OSA.distance(x, y, score_cutoff=1) <= 1
+
+
+def name_mismatch(given_a: str | None, full_a: str | None, given_b: str | None, full_b: str | None) -> str | None:
+    """Why two records' names do not agree, or None when they do: the rule a link through the phone
+    alone must pass (relatives share phones, so a phone is not enough).
+
+    Both sides are folded (case, accents, punctuation). They agree when both have a given name and a
+    surname, the **first given names** match (equal, the same Spanish spelling key such as Jhon/John,
+    an initial, or within one typo as in :func:`given_names_conflict`; Mario/Maria never) and the
+    **paternal surnames** match: the first surname of one equals, or is one typo away from, either
+    surname of the other (so swapped surnames, ``Quispe Mamani`` / ``Mamani Quispe``, agree). A
+    missing given name or surname on either side never agrees.
+    """
+    ga, gb = _given_tokens(given_a), _given_tokens(given_b)
+    if not ga or not gb:
+        return "given name missing"
+    sa, sb = _surname_tokens(full_a, given_a), _surname_tokens(full_b, given_b)
+    if not sa or not sb:
+        return "surname missing"
+    if not _same_given(ga[0], gb[0]):
+        return "first given name differs"
+    if not (any(_same_surname(sa[0], t) for t in sb) or any(_same_surname(sb[0], t) for t in sa)):
+        return "paternal surname differs"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

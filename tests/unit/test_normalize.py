@@ -1071,3 +1071,27 @@ def test_normalize_record_is_total_and_consistent(first, last, phone, doc, lic, 
     assert keys.given_name == fold_name(first)
     assert set(keys.strong_keys) <= {"PHONE", "DOC", "LICENSE"}
     assert all(isinstance(p, str) and ": " in p for p in keys.problems)
+
+
+# ------------------------------------------------------------------ names for a link through the phone alone
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "why"),
+    [
+        (("Juan", "Quispe Mamani"), ("JUAN", "Mamani Quispe"), None),  # swapped surnames
+        (("Jhon", "Quispe"), ("John", "Quipse"), None),  # spelling key, one typo in the surname
+        (("María José", "de la Cruz"), ("Maria", "Cruz López"), None),  # accents, particles
+        (("Yony Anthony", "Perez"), ("Anthony", "Perez"), "first given name differs"),
+        (("Alexander", "Rojas"), ("Fredy", "Rojas"), "first given name differs"),
+        (("Mario", "Rojas"), ("Maria", "Rojas"), "first given name differs"),  # siblings
+        (("Juan", "Rojas"), ("Juan", "Perez"), "paternal surname differs"),
+        ((None, "Rojas"), ("Juan", "Rojas"), "given name missing"),
+        (("Juan", ""), ("Juan", "Rojas"), "surname missing"),
+    ],
+)
+def test_name_mismatch(a, b, why):
+    from cabinet_leads.normalize import fold_name, name_mismatch
+
+    assert name_mismatch(fold_name(a[0]), fold_name(*a), fold_name(b[0]), fold_name(*b)) == why
+    assert name_mismatch(fold_name(b[0]), fold_name(*b), fold_name(a[0]), fold_name(*a)) == why
