@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from cabinet_leads import db
+from cabinet_leads.funnel import LIMBO_STAGES
 
 MAIN = "reconcile_cabinet_leads_pipeline"
 WATCHDOG = "reconcile_cabinet_leads_watchdog"
@@ -93,7 +94,13 @@ def test_param_schema(dagbag):
     assert schema["recent_days"] == {"type": "integer", "minimum": 1, "maximum": 365}
     assert schema["batch_size"]["minimum"] == 50 and schema["batch_size"]["maximum"] == 5000
     assert schema["limbo_stages"]["items"]["enum"] == ["NO_IDENTITY", "NO_DRIVER", "TRIPS_NO_CLAIM"]
+    assert schema["limbo_stages"]["items"]["enum"] == list(LIMBO_STAGES)  # one list of stages: cabinet_leads.funnel
     assert schema["limbo_stages"]["minItems"] == 1
+    # Airflow 3.3's trigger form shows an array as a multi-select only with a top-level
+    # `examples` (or `enum`) list; with `items.enum` alone it is a text box, one value per line
+    assert schema["limbo_stages"]["type"] == "array" and schema["limbo_stages"]["examples"] == list(LIMBO_STAGES)
+    assert schema["as_of"]["type"] == ["null", "string"] and schema["as_of"]["format"] == "date-time"
+    assert params["as_of"] is None
     for flag in ("process_recent", "process_limbo", "dry_run"):
         assert schema[flag]["type"] == "boolean"
     assert params["dry_run"] is False and params["batch_size"] == 500 and params["recent_days"] == 30
@@ -110,4 +117,6 @@ def test_deadline_alert_by_default(monkeypatch):
     assert alert is not None
     assert alert.interval == dt.timedelta(minutes=45)
     assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
-    assert alert.callback.kwargs["subject"].startswith("[cabinet-leads] DEADLINE MISSED")
+    # the triggerer awaits our callback, which looks at the run's state before it emails
+    assert alert.callback.path == "cabinet_leads_airflow.deadline_alert"
+    assert alert.callback.kwargs["deadline_minutes"] == 45
