@@ -74,6 +74,8 @@ from cabinet_leads.funnel import LIMBO_STAGES
 DAG_ID = "reconcile_cabinet_leads_pipeline"
 DEADLINE_MINUTES = float(os.environ.get("CABINET_LEADS_DEADLINE_MINUTES", "45"))
 MAX_MAPPED_RANGES = 64
+# what the form's date-time field and an ISO date-time look like (Airflow does not check `format`)
+AS_OF_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 deadline = None
 if DEADLINE_MINUTES > 0:
@@ -133,6 +135,7 @@ def _window(run: dict, params: dict) -> dict:
             None,
             type=["null", "string"],
             format="date-time",
+            pattern=AS_OF_PATTERN,
             description="End of the recent window (ISO date-time, UTC when no offset). Empty: a manual run "
             "uses the moment it was triggered, scheduled and backfill runs the end of their data interval.",
         ),
@@ -142,7 +145,12 @@ def reconcile_cabinet_leads_pipeline():
     @task(task_id="snapshot_limbo_distribution", execution_timeout=dt.timedelta(minutes=10), multiple_outputs=False)
     def snapshot_limbo_distribution(params=None, dag_run=None) -> dict:
         """Record the run and the limbo distribution before any work."""
-        anchor, anchor_from = run_anchor(dag_run, params)
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            anchor, anchor_from = run_anchor(dag_run, params)
+        except ValueError as exc:  # a bad as_of: retrying will not help, fail the run now
+            raise AirflowFailException(str(exc)) from None
         pipeline = _pipeline(params, external_run_id=dag_run.run_id)
         run_id = pipeline.begin_run({**params, "anchor": anchor.isoformat()}, dry_run=params["dry_run"])
         before = pipeline.take_snapshot(run_id, "before", anchor, params["recent_days"])

@@ -230,12 +230,11 @@ def deadline_notice(
     dag_id, run_id = str(dag_run["dag_id"]), str(dag_run.get("dag_run_id") or dag_run.get("run_id"))
     queued = _aware(dag_run.get("queued_at")) or _aware(dag_run.get("start_date")) or deadline_time
     started = _aware(dag_run.get("start_date"))
-    ran = (end or now) - queued
-    minutes = f"{ran.total_seconds() / 60:.0f}"
+    ran = _duration((end or now) - queued)
     if end is None:
-        what = f"still {state} {minutes} min after it was queued"
+        what = f"still {state} {ran} after it was queued"
     else:
-        what = f"{state}, finished {minutes} min after it was queued"
+        what = f"{state}, finished {ran} after it was queued"
     subject = f"[cabinet-leads] DEADLINE MISSED: {dag_id} run {run_id} {what} (deadline {deadline_minutes:g} min)"
     link = run_url(base_url, dag_id, run_id)
     items = [
@@ -244,7 +243,7 @@ def deadline_notice(
         ("queued at", _utc(queued)),
         ("started at", "-" if started is None else _utc(started)),
         ("ended at", "-" if end is None else _utc(end)),
-        ("has run for", f"{minutes} min since queued"),
+        ("has run for", f"{ran} since queued"),
         ("deadline", f"{_utc(deadline_time)} ({deadline_minutes:g} min after queued)"),
         ("link", f"<a href='{html.escape(link)}'>{html.escape(link)}</a>"),
     ]
@@ -270,6 +269,11 @@ def _aware(value) -> dt.datetime | None:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _duration(delta: dt.timedelta) -> str:
+    seconds = max(0, round(delta.total_seconds()))
+    return f"{seconds} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _utc(value: dt.datetime) -> str:
