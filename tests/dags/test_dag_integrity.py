@@ -120,3 +120,45 @@ def test_deadline_alert_by_default(monkeypatch):
     # the triggerer awaits our callback, which looks at the run's state before it emails
     assert alert.callback.path == "cabinet_leads_airflow.deadline_alert"
     assert alert.callback.kwargs["deadline_minutes"] == 45
+
+
+def test_every_task_returns_one_xcom_value(dagbag):
+    """A TaskFlow task annotated `-> dict` would push one XCom per key (22 for the audit): none may."""
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert getattr(t, "multiple_outputs", False) is False, t.task_id
+
+
+@pytest.mark.parametrize(
+    ("run_type", "as_of", "expected"),
+    [
+        ("scheduled", None, ("2026-03-02T10:00:00+00:00", "data_interval_end")),
+        ("backfill", None, ("2026-03-02T10:00:00+00:00", "data_interval_end")),
+        ("manual", None, ("2026-03-02T10:17:42+00:00", "run_after")),
+        ("manual", "2026-02-01T08:00:00Z", ("2026-02-01T08:00:00+00:00", "as_of")),
+        ("manual", "2026-02-01T08:00", ("2026-02-01T08:00:00+00:00", "as_of")),  # the form's value: UTC
+        ("backfill", "2026-02-01T08:00:00+01:00", ("2026-02-01T08:00:00+01:00", "as_of")),
+    ],
+)
+def test_run_anchor_rule(run_type, as_of, expected):
+    from types import SimpleNamespace
+
+    from cabinet_leads_airflow import run_anchor
+
+    run = SimpleNamespace(
+        run_type=run_type,
+        data_interval_end=dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC),
+        run_after=dt.datetime(2026, 3, 2, 10, 17, 42, tzinfo=dt.UTC),
+    )
+    anchor, why = run_anchor(run, {"as_of": as_of})
+    assert (anchor.isoformat(), why) == expected
+
+
+def test_run_anchor_refuses_a_date_that_does_not_exist():
+    from types import SimpleNamespace
+
+    from cabinet_leads_airflow import run_anchor
+
+    run = SimpleNamespace(run_type="manual", data_interval_end=None, run_after=dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    with pytest.raises(ValueError, match="as_of must be an ISO date-time"):
+        run_anchor(run, {"as_of": "2026-02-30T10:00:00Z"})
