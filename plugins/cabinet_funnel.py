@@ -124,7 +124,7 @@ def mark_failed_sections(page: str, failed: dict[str, str]) -> str:
     be loaded."""
 
     def replace(match: re.Match, error: str) -> str:
-        heading = re.search(r"<h2>.*?</h2>", match.group(1), re.S)
+        heading = re.search(r"<h2>.*?</h2>", match.group("body"), re.S)
         return (
             f'<section id="{match.group("id")}">{heading.group(0) if heading else ""}<p class="error">'
             f"This section could not be loaded: {html.escape(error[:300])}. The other sections are current; "
@@ -133,7 +133,7 @@ def mark_failed_sections(page: str, failed: dict[str, str]) -> str:
 
     for section, error in failed.items():
         page = re.sub(
-            rf'<section id="(?P<id>{re.escape(section)})">(.*?)</section>',
+            rf'<section id="(?P<id>{re.escape(section)})">(?P<body>.*?)</section>',
             lambda m, e=error: replace(m, e),
             page,
             count=1,
