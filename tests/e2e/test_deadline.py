@@ -22,42 +22,28 @@ Typical time: 2-3 minutes (20-35 s of it starting Airflow); BUDGET bounds a hang
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.parse
-from types import SimpleNamespace
 
-import httpx
 import psycopg
 import pytest
 
 from cabinet_leads import db, synthetic
 from tests.conftest import fresh_database
 from tests.e2e.conftest import Mailbox
+from tests.e2e.standalone import DAG_ID, free_port, smtp_conn, standalone
 
-DAG_ID = "reconcile_cabinet_leads_pipeline"
 DEADLINE_MINUTES = "0.75"  # 45 s after the run was queued: the failing run fails well before
 DEADLINE = dt.timedelta(minutes=float(DEADLINE_MINUTES))
 ALERT_EMAIL = "deadline-oncall@example.com"
 DEADLINE_SUBJECT = "[cabinet-leads] DEADLINE MISSED"
 LIMBO_SUBJECT = "[cabinet-leads] limbo alert"
-AIRFLOW_LOCAL = [sys.executable, str(db.PROJECT_ROOT / "bin" / "airflow-local")]
 BUDGET = 420  # seconds for start-up and the whole module (stopping takes at most ~25 s more)
 
 pytestmark = pytest.mark.slow
 
 STARTED = [time.monotonic()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(what: str, check, timeout: float, every: float = 0.5):
@@ -94,51 +80,18 @@ def database(server_url, template_url):
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, database, mailbox):
-    """`airflow standalone` with reconcile_db and smtp_default pointing at the module's servers;
-    yields the REST client (logged in as admin), the port and AIRFLOW_HOME. Stopped (the whole
-    process session) even on failure."""
-    tmp = tmp_path_factory.mktemp("airflow-standalone")
-    port = free_port()
-    home = tmp / "airflow"
-    where = ["--home", str(home), "--run-dir", str(tmp / "run"), "--port", str(port)]
+    """`airflow standalone` with reconcile_db and smtp_default pointing at the module's servers."""
     env = {
-        **os.environ,
         "AIRFLOW_CONN_RECONCILE_DB": db.airflow_conn_uri(database),
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
-             "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com"}}
-        ),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn(mailbox.port),
         "CABINET_LEADS_DEADLINE_MINUTES": DEADLINE_MINUTES,  # tests/conftest.py sets 0 for dag.test()
         "CABINET_LEADS_ALERT_EMAIL": ALERT_EMAIL,
         "AIRFLOW_VAR_CABINET_LEADS_MAX_TRIPS_NO_CLAIM": "0",  # the limbo alert holds on every run
-        # only the runs this module triggers, no scheduled run of the hourly DAG on unpausing
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        # the log servers of the scheduler and triggerer must not collide with a `make airflow`
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
-    env.pop("AIRFLOW_HOME", None)  # bin/airflow-local sets it from --home
-    STARTED[0] = time.monotonic()
-    try:
-        res = subprocess.run(
-            [*AIRFLOW_LOCAL, "start", *where, "--timeout", "150"],
-            env=env, capture_output=True, text=True, timeout=180,
-        )
-        assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
-        print(f"\nairflow standalone healthy after {time.monotonic() - STARTED[0]:.1f} s")
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            token = client.post("/auth/token", json={"username": "admin", "password": password})
-            assert token.status_code in (200, 201), token.text
-            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-            wait_until("the DAG to be parsed", lambda: client.get(f"/api/v2/dags/{DAG_ID}").is_success, 90)
-            assert client.get("/api/v2/importErrors").json()["total_entries"] == 0
-            assert client.get(f"/ui/dags/{DAG_ID}/deadlineAlerts").json()["total_entries"] == 1
-            yield SimpleNamespace(api=client, port=port, home=home)
-    finally:
-        res = subprocess.run([*AIRFLOW_LOCAL, "stop", *where], env=env, capture_output=True, text=True, timeout=60)
-        print(res.stdout + res.stderr, end="")
-        print(f"(airflow log: {tmp / 'run' / 'airflow.log'})")
+    with standalone(tmp_path_factory.mktemp("airflow-standalone"), env) as airflow:
+        STARTED[0] = airflow.started
+        assert airflow.api.get(f"/ui/dags/{DAG_ID}/deadlineAlerts").json()["total_entries"] == 1
+        yield airflow
 
 
 def emails(mailbox, subject: str, run_id: str | None = None) -> list:
