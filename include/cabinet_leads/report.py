@@ -348,12 +348,13 @@ def distribution_table(dist: dict | None) -> str:
     rows = [("", [s, _num(dist["stages"][s]), _num(dist["recent"][s]),
                   f"{100 * dist['stages'][s] / total:.1f}%" if total else "-"]) for s in STAGES]
     rows.append(("total", ["total", _num(total), _num(sum(dist["recent"].values())), ""]))
-    days = dist.get("recent_days")
+    days = int(dist["recent_days"]) if dist.get("recent_days") else None  # the run's own recent window
     window = f"{days} days" if days else "the run's window"
     limbo_cmd = f"cabinet-leads limbo --recent-days {days}" if days else "cabinet-leads limbo"
     caption = (f'<p class="note">After run {dist["run_id"]}, {html.escape(_fmt_time(dist["taken_at"]))} UTC '
                f"(the job's snapshot: the numbers of <code>{limbo_cmd}</code> at that time; "
-               f"recent = leads created in the {window} before that run's anchor).</p>")
+               + (f"recent: leads created in the {days} days before that run's anchor" if days
+                  else "recent: leads of that run's own recent window") + ").</p>")
     table = _table(["limbo_stage", "count", f"recent ({window})", "share"], rows, "distribution")
     # data-stage cells for machines (tests, scrapers)
     for s in STAGES:
