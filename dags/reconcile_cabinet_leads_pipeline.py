@@ -7,9 +7,11 @@ the claim worklist (`ops.milestone_claim_worklist`) and checks the runbook's lim
 All business logic lives in the `cabinet_leads` package; this file only wires tasks.
 
 **Window.** Schedule `CronDataIntervalTimetable("0 * * * *", UTC)`: the run due at 10:00 has the
-data interval [09:00, 10:00). Recent leads are those created in
-`[data_interval_end - recent_days, data_interval_end)`; a manual run without a logical date
-anchors on `dag_run.run_after`. Backfills therefore process each run's own window.
+data interval [09:00, 10:00). Recent leads are those created in `[anchor - recent_days, anchor)`.
+The anchor: the `as_of` Param when given; else, for a manual run (UI form, REST, CLI trigger), its
+`run_after` (the moment it was triggered: the logical date the UI form pre-fills does not count);
+else (scheduled and backfill runs) the end of its data interval. So each backfill run processes a
+`recent_days` window ending at its own hour.
 
 **Tasks.** `snapshot_limbo_distribution` (records the run, before-snapshot) →
 `reconcile_recent_leads` (driver accounts, then the recent window) → `plan_limbo_batches` →
@@ -25,14 +27,21 @@ the backlog that needs work into contiguous lead-id ranges of whole batches, at 
 bounds travel through XCom (never lead lists); statistics are small dicts summed by the audit task.
 
 **Params** (validated before a run is created): `process_recent`, `recent_days` (1–365),
-`process_limbo`, `limbo_stages` (one or more of NO_IDENTITY, NO_DRIVER, TRIPS_NO_CLAIM),
-`batch_size` (50–5000), `dry_run` (each task rolls its own work back; run records and snapshots
-are kept, and later tasks do not see earlier tasks' would-be links).
+`process_limbo`, `limbo_stages` (one or more of NO_IDENTITY, NO_DRIVER, TRIPS_NO_CLAIM; a
+multi-select in the trigger form), `batch_size` (50–5000), `dry_run` (each task rolls its own work
+back; run records and snapshots are kept, and later tasks do not see earlier tasks' would-be
+links), `as_of` (optional ISO date-time: the end of the recent window instead of the rule above).
 
 **Alerts.** Task failures email `CABINET_LEADS_ALERT_EMAIL` through `smtp_default` (task-level
-`on_failure_callback`). A run not finished `CABINET_LEADS_DEADLINE_MINUTES` (default 45) after it
-was queued emails through a Deadline Alert (0 disables it). Limbo thresholds come from Airflow
-Variables (see `check_limbo_alerts`). "No run at all" is the watchdog DAG's job.
+`on_failure_callback`). A run still queued or running `CABINET_LEADS_DEADLINE_MINUTES` (default
+45) after it was queued emails through a Deadline Alert, naming the run, its state, how long it
+has run and its link (0 disables it); a run that ended before its deadline gets no such email.
+Limbo alerts remember their state in `ops.alert_state` (see `check_limbo_alerts`): one email when
+an alert starts to fire, at most one per `cabinet_leads_alert_repeat_hours` while it keeps firing,
+one when it is resolved; backfill runs never alert. "No run at all" is the watchdog DAG's job.
+
+**Logs and XCom.** Each task logs one line `cabinet_leads.task ... <task>: window=... params=...`
+with its counts; each task returns one XCom value (the audit's statistics are one dict).
 """
 
 from __future__ import annotations
@@ -40,7 +49,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import (
     AsyncCallback,
     CronDataIntervalTimetable,
@@ -50,12 +58,24 @@ from airflow.sdk import (
     dag,
     task,
 )
-from cabinet_leads_airflow import SMTP_CONN_ID, alert_email, default_args, pipeline, send_email
+from cabinet_leads_airflow import (
+    SMTP_CONN_ID,
+    alert_email,
+    deadline_alert,
+    default_args,
+    log_task,
+    pipeline,
+    run_anchor,
+    send_email,
+)
+
+from cabinet_leads.funnel import LIMBO_STAGES
 
 DAG_ID = "reconcile_cabinet_leads_pipeline"
 DEADLINE_MINUTES = float(os.environ.get("CABINET_LEADS_DEADLINE_MINUTES", "45"))
 MAX_MAPPED_RANGES = 64
-LIMBO_STAGES = ["NO_IDENTITY", "NO_DRIVER", "TRIPS_NO_CLAIM"]
+# what the form's date-time field and an ISO date-time look like (Airflow does not check `format`)
+AS_OF_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 deadline = None
 if DEADLINE_MINUTES > 0:
@@ -63,18 +83,8 @@ if DEADLINE_MINUTES > 0:
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=dt.timedelta(minutes=DEADLINE_MINUTES),
         callback=AsyncCallback(
-            SmtpNotifier,
-            kwargs={
-                "to": alert_email(),
-                "smtp_conn_id": SMTP_CONN_ID,
-                "subject": f"[cabinet-leads] DEADLINE MISSED: {DAG_ID} not finished {DEADLINE_MINUTES:g} min after queued",
-                "html_content": (
-                    f"<p>A run of <b>{DAG_ID}</b> has not finished {DEADLINE_MINUTES:g} minutes after it was "
-                    "queued (Airflow Deadline Alert, the replacement of SLA misses).</p>"
-                    "<p>Look at the running tasks in the Airflow UI; the job holds no lock across runs, "
-                    "the next run will pick up whatever this one did not finish.</p>"
-                ),
-            },
+            deadline_alert,
+            kwargs={"to": alert_email(), "smtp_conn_id": SMTP_CONN_ID, "deadline_minutes": DEADLINE_MINUTES},
         ),
     )
 
@@ -85,6 +95,12 @@ def _pipeline(params: dict, external_run_id: str | None = None):
 
 def _anchor(run: dict) -> dt.datetime:
     return dt.datetime.fromisoformat(run["anchor"])
+
+
+def _window(run: dict, params: dict) -> dict:
+    """The recent window of a run, for the task log lines."""
+    anchor = _anchor(run)
+    return {"from": anchor - dt.timedelta(days=params["recent_days"]), "to": anchor, "anchor_from": run["anchor_from"]}
 
 
 @dag(
@@ -104,56 +120,105 @@ def _anchor(run: dict) -> dt.datetime:
         "recent_days": Param(30, type="integer", minimum=1, maximum=365, description="Recent window in days"),
         "process_limbo": Param(True, type="boolean", description="Work through the limbo backlog"),
         "limbo_stages": Param(
-            LIMBO_STAGES,
+            list(LIMBO_STAGES),
             type="array",
-            items={"type": "string", "enum": LIMBO_STAGES},
+            items={"type": "string", "enum": list(LIMBO_STAGES)},
+            # the trigger form shows an array with top-level `examples` as a multi-select
+            examples=list(LIMBO_STAGES),
             minItems=1,
             uniqueItems=True,
             description="Limbo stages whose leads are reconciled",
         ),
         "batch_size": Param(500, type="integer", minimum=50, maximum=5000, description="Leads per transaction"),
         "dry_run": Param(False, type="boolean", description="Compute statistics and roll the work back"),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            pattern=AS_OF_PATTERN,
+            description="End of the recent window (ISO date-time, UTC when no offset). Empty: a manual run "
+            "uses the moment it was triggered, scheduled and backfill runs the end of their data interval.",
+        ),
     },
 )
 def reconcile_cabinet_leads_pipeline():
-    @task(task_id="snapshot_limbo_distribution", execution_timeout=dt.timedelta(minutes=10))
-    def snapshot_limbo_distribution(params=None, dag_run=None, data_interval_end=None) -> dict:
+    @task(task_id="snapshot_limbo_distribution", execution_timeout=dt.timedelta(minutes=10), multiple_outputs=False)
+    def snapshot_limbo_distribution(params=None, dag_run=None) -> dict:
         """Record the run and the limbo distribution before any work."""
-        anchor = data_interval_end or dag_run.run_after
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            anchor, anchor_from = run_anchor(dag_run, params)
+        except ValueError as exc:  # a bad as_of: retrying will not help, fail the run now
+            raise AirflowFailException(str(exc)) from None
         pipeline = _pipeline(params, external_run_id=dag_run.run_id)
         run_id = pipeline.begin_run({**params, "anchor": anchor.isoformat()}, dry_run=params["dry_run"])
         before = pipeline.take_snapshot(run_id, "before", anchor, params["recent_days"])
-        return {"run_id": run_id, "anchor": anchor.isoformat(), "limbo_before": before}
+        run = {"run_id": run_id, "anchor": anchor.isoformat(), "anchor_from": anchor_from, "limbo_before": before}
+        log_task(
+            "snapshot_limbo_distribution",
+            window=_window(run, params),
+            run_type=dag_run.run_type,
+            params=dict(params),
+            reconcile_run_id=run_id,
+            limbo_before=before,
+        )
+        return run
 
-    @task(task_id="reconcile_recent_leads")
+    @task(task_id="reconcile_recent_leads", multiple_outputs=False)
     def reconcile_recent_leads(run: dict, params=None) -> dict:
         """Driver accounts first, then the leads of the recent window that need work."""
-        return _pipeline(params).reconcile_recent(
+        stats = _pipeline(params).reconcile_recent(
             run["run_id"],
             _anchor(run),
             params["recent_days"],
             include_leads=params["process_recent"],
             dry_run=params["dry_run"],
         )
+        log_task(
+            "reconcile_recent_leads",
+            window=_window(run, params),
+            params={k: params[k] for k in ("process_recent", "recent_days", "batch_size", "dry_run")},
+            counts=stats,
+        )
+        return stats
 
     @task(task_id="plan_limbo_batches", execution_timeout=dt.timedelta(minutes=10))
     def plan_limbo_batches(run: dict, recent: dict, params=None) -> list[dict]:
         """Cut the limbo backlog that needs work into at most MAX_MAPPED_RANGES lead-id ranges."""
-        if not params["process_limbo"]:
-            return []
-        ranges = _pipeline(params).plan_limbo(_anchor(run), params["limbo_stages"], max_ranges=MAX_MAPPED_RANGES)
+        ranges = []
+        if params["process_limbo"]:
+            ranges = _pipeline(params).plan_limbo(_anchor(run), params["limbo_stages"], max_ranges=MAX_MAPPED_RANGES)
+        log_task(
+            "plan_limbo_batches",
+            window=_window(run, params),
+            params={k: params[k] for k in ("process_limbo", "limbo_stages", "batch_size")},
+            counts={"ranges": len(ranges), "leads": sum(r.leads for r in ranges)},
+        )
         return [{"lo": r.lo, "hi": r.hi, "leads": r.leads} for r in ranges]
 
-    @task(task_id="reconcile_limbo_batch", map_index_template="{{ task.op_kwargs['lead_range'] }}")
+    @task(
+        task_id="reconcile_limbo_batch",
+        map_index_template="{{ task.op_kwargs['lead_range'] }}",
+        multiple_outputs=False,
+    )
     def reconcile_limbo_batch(lead_range: dict, run: dict, params=None) -> dict:
         """Every lead of one range that needs work, in transactions of batch_size leads."""
         from cabinet_leads.pipeline import LeadRange
 
-        return _pipeline(params).reconcile_limbo_range(
+        stats = _pipeline(params).reconcile_limbo_range(
             run["run_id"], LeadRange(**lead_range), _anchor(run), params["limbo_stages"], dry_run=params["dry_run"]
         )
+        log_task(
+            "reconcile_limbo_batch",
+            window=_window(run, params),
+            params={k: params[k] for k in ("limbo_stages", "batch_size", "dry_run")},
+            lead_range=lead_range,
+            counts=stats,
+        )
+        return stats
 
-    @task(task_id="audit_weekly_funnel", trigger_rule="none_failed")
+    @task(task_id="audit_weekly_funnel", trigger_rule="none_failed", multiple_outputs=False)
     def audit_weekly_funnel(run: dict, recent: dict, limbo: list[dict] | None, params=None) -> dict:
         """Weekly funnel view, after-snapshot, statistics summed over all tasks, run record."""
         from cabinet_leads import funnel
@@ -173,14 +238,24 @@ def reconcile_cabinet_leads_pipeline():
         stats["weekly_audit"] = [{k: str(v) if k == "week_start" else v for k, v in w.items()} for w in weeks]
         stats["run_id"] = run["run_id"]
         pipeline.end_run(run["run_id"], "success", stats)
+        log_task(
+            "audit_weekly_funnel",
+            window=_window(run, params),
+            params=dict(params),
+            counts={k: v for k, v in stats.items() if isinstance(v, int)},
+            limbo_after=stats.get("limbo_after"),
+        )
         return stats
 
     @task(task_id="check_limbo_alerts", execution_timeout=dt.timedelta(minutes=5))
     def check_limbo_alerts(summary: dict, params=None, dag_run=None) -> list[str]:
-        """Email when limbo_no_identity (last week) or limbo_trips_no_claim is above, or grew by more
-        than, its threshold. Airflow Variables (defaults in brackets):
-        cabinet_leads_max_no_identity_last_week [50], cabinet_leads_max_no_identity_growth [20],
-        cabinet_leads_max_trips_no_claim [500], cabinet_leads_max_trips_no_claim_growth [50]."""
+        """Which limbo thresholds hold: limbo_no_identity (last week) or limbo_trips_no_claim above, or
+        grown by more than, its threshold. Each is an alert with a memory in ops.alert_state: one email
+        when it starts to fire, at most one per repeat interval while it holds, one when it is
+        resolved; backfill runs never alert (nor change the memory). Airflow Variables (defaults in
+        brackets): cabinet_leads_max_no_identity_last_week [50], cabinet_leads_max_no_identity_growth
+        [20], cabinet_leads_max_trips_no_claim [500], cabinet_leads_max_trips_no_claim_growth [50],
+        cabinet_leads_alert_repeat_hours [24]."""
         from airflow.sdk import Variable
 
         from cabinet_leads import alerts
@@ -191,11 +266,38 @@ def reconcile_cabinet_leads_pipeline():
                 for name, default in vars(alerts.Thresholds()).items()
             }
         )
-        previous = _pipeline(params).previous_alert_metrics(summary["run_id"])
+        repeat_every = dt.timedelta(hours=float(Variable.get("cabinet_leads_alert_repeat_hours", default=24)))
+        pipeline = _pipeline(params)
+        previous = pipeline.previous_alert_metrics(summary["run_id"])
         found = alerts.evaluate(summary["alert_metrics"], previous, thresholds)
-        if found:
-            send_email(*alerts.email(found, dag_id=DAG_ID, run_id=dag_run.run_id))
-        return [f"{a.metric}: {a.reason}" for a in found]
+        holding = [f"{a.metric}: {a.reason}" for a in found]
+        run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+        notes = []
+        if run_type == "backfill":
+            sent = "none (backfill runs never alert)"
+        else:
+            with pipeline.db.begin() as conn:  # the state is committed only once the email went out
+                notes = alerts.remember(
+                    conn,
+                    found,
+                    now=dt.datetime.now(dt.UTC),
+                    repeat_every=repeat_every,
+                    metrics=summary["alert_metrics"],
+                    run_id=summary["run_id"],
+                )
+                if notes:
+                    send_email(*alerts.notification_email(notes, dag_id=DAG_ID, run_id=dag_run.run_id))
+            sent = [f"{n.alert} {n.status}" for n in notes] or "none (nothing started, repeated or resolved)"
+        log_task(
+            "check_limbo_alerts",
+            metrics=summary["alert_metrics"],
+            previous=previous,
+            thresholds=vars(thresholds),
+            repeat_hours=repeat_every.total_seconds() / 3600,
+            holding=holding,
+            emailed=sent,
+        )
+        return holding
 
     run = snapshot_limbo_distribution()
     recent = reconcile_recent_leads(run)

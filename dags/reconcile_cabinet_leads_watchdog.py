@@ -36,7 +36,7 @@ WATCHED_DAG_ID = "reconcile_cabinet_leads_pipeline"
     ),
 )
 def reconcile_cabinet_leads_watchdog():
-    @task(task_id="check_last_successful_run")
+    @task(task_id="check_last_successful_run", multiple_outputs=False)
     def check_last_successful_run(dag_run=None) -> dict:
         """Email when the newest successful Airflow run is older than the limit (or there is none)."""
         import html

@@ -87,7 +87,8 @@ def limbo_trend(conn: Connection, *, days: int = TREND_DAYS) -> list[dict]:
 
 
 def latest_distribution(conn: Connection) -> dict | None:
-    """The limbo distribution of the newest after-snapshot: run_id, taken_at, stages{stage: count}."""
+    """The limbo distribution of the newest after-snapshot: run_id, taken_at, stages{stage: count},
+    recent{stage: count in that run's recent window} and recent_days (that window's days)."""
     rows = _query(conn, "latest_distribution")
     if not rows:
         return None
@@ -97,7 +98,7 @@ def latest_distribution(conn: Connection) -> dict | None:
         stages[r["limbo_stage"]] = r["lead_count"]
         recent[r["limbo_stage"]] = r["recent_count"]
     return {"run_id": rows[0]["run_id"], "taken_at": max(r["taken_at"] for r in rows),
-            "stages": stages, "recent": recent}
+            "stages": stages, "recent": recent, "recent_days": rows[0]["recent_days"]}
 
 
 def recent_runs(conn: Connection, *, runs: int = RUNS) -> list[dict]:
@@ -371,9 +372,14 @@ def distribution_table(dist: dict | None) -> str:
     rows = [("", [s, _num(dist["stages"][s]), _num(dist["recent"][s]),
                   f"{100 * dist['stages'][s] / total:.1f}%" if total else "-"]) for s in STAGES]
     rows.append(("total", ["total", _num(total), _num(sum(dist["recent"].values())), ""]))
+    days = int(dist["recent_days"]) if dist.get("recent_days") else None  # the run's own recent window
+    window = f"{days} days" if days else "the run's window"
+    limbo_cmd = f"cabinet-leads limbo --recent-days {days}" if days else "cabinet-leads limbo"
     caption = (f'<p class="note">After run {dist["run_id"]}, {html.escape(_fmt_time(dist["taken_at"]))} UTC '
-               "(the job's snapshot: the numbers of <code>cabinet-leads limbo</code> at that time).</p>")
-    table = _table(["limbo_stage", "count", "recent (30 days)", "share"], rows, "distribution")
+               f"(the job's snapshot: the numbers of <code>{limbo_cmd}</code> at that time; "
+               + (f"recent: leads created in the {days} days before that run's anchor" if days
+                  else "recent: leads of that run's own recent window") + ").</p>")
+    table = _table(["limbo_stage", "count", f"recent ({window})", "share"], rows, "distribution")
     # data-stage cells for machines (tests, scrapers)
     for s in STAGES:
         table = table.replace(f"<tr><td>{s}</td>", f'<tr data-stage="{s}"><td>{s}</td>', 1)

@@ -1,11 +1,14 @@
 """Airflow glue shared by the DAG files (which never import each other): connection ids, the
-failure-email notifier, default task arguments, the pipeline on the reconcile_db connection and
-plain email sending. Installed with the project, so workers and the triggerer can import it.
-The domain logic stays in the Airflow-free ``cabinet_leads`` package."""
+failure-email notifier, default task arguments, the pipeline on the reconcile_db connection,
+plain email sending, the Deadline Alert callback (run by the triggerer), the anchor of a run's
+recent window and the one log line per task. Installed with the project, so workers and the
+triggerer can import it. The domain logic stays in the Airflow-free ``cabinet_leads`` package."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
@@ -50,11 +53,11 @@ def default_args(*, execution_timeout: dt.timedelta, max_retry_delay: dt.timedel
     }
 
 
-def reconcile_engine():
+def reconcile_engine(**engine_kwargs):
     """SQLAlchemy engine of the reconcile_db connection (call inside tasks only)."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return PostgresHook(postgres_conn_id=RECONCILE_CONN_ID).get_sqlalchemy_engine()
+    return PostgresHook(postgres_conn_id=RECONCILE_CONN_ID).get_sqlalchemy_engine(engine_kwargs=engine_kwargs)
 
 
 def pipeline(batch_size: int = 500, external_run_id: str | None = None):
@@ -76,3 +79,66 @@ def send_email(subject: str, html_content: str) -> None:
 
     with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as smtp:
         smtp.send_email_smtp(to=alert_email(), subject=subject, html_content=html_content)
+
+
+async def deadline_alert(
+    *, to: str, deadline_minutes: float, smtp_conn_id: str = SMTP_CONN_ID, context: dict | None = None
+) -> str:
+    """Deadline Alert callback (an ``AsyncCallback``: the triggerer awaits it when a run's deadline
+    has passed). Airflow gives it only ``context["dag_run"]`` (the run as the REST API shows it,
+    taken when the deadline passed) and ``context["deadline"]``. A run that already ended before
+    its deadline gets no email (Airflow keeps the deadline of a failed run, and its failure was
+    emailed already); a late run gets one that names it, its state, how long it has run, and
+    links to it. Returns what it did (the callback's result in Airflow)."""
+    from airflow.configuration import conf
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from cabinet_leads import alerts
+
+    context = context or {}
+    dag_run, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
+    run = f"{dag_run.get('dag_id')} run {dag_run.get('dag_run_id')}"
+    notice = alerts.deadline_notice(
+        dag_run,
+        deadline,
+        now=dt.datetime.now(dt.UTC),
+        deadline_minutes=float(deadline_minutes),
+        base_url=conf.get("api", "base_url", fallback="") or "",
+    )
+    if notice is None:
+        message = f"no email: {run} ended ({dag_run.get('state')}) before its deadline"
+        logging.getLogger(__name__).info("deadline alert: %s", message)
+        return message
+    subject, body = notice
+    async with SmtpHook(smtp_conn_id=smtp_conn_id) as smtp:
+        await smtp.asend_email_smtp(to=to, subject=subject, html_content=body)
+    logging.getLogger(__name__).info("deadline alert: emailed %s: %s", to, subject)
+    return f"emailed {to}: {subject}"
+
+
+def run_anchor(dag_run, params: dict) -> tuple[dt.datetime, str]:
+    """The end of a run's recent window, and why (the rule the README documents):
+
+    1. the ``as_of`` Param when it is given (any kind of run);
+    2. a manual run (UI or REST trigger, ``airflow dags trigger``): its ``run_after``, the moment it
+       was triggered, whatever logical date the form pre-filled;
+    3. a scheduled or backfill run: the end of its data interval (the run due at 10:00 covers
+       leads created up to 10:00).
+    """
+    as_of = params.get("as_of")
+    if as_of:
+        try:
+            when = dt.datetime.fromisoformat(str(as_of).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"as_of must be an ISO date-time such as 2026-03-02T10:00:00Z, got {as_of!r}") from None
+        return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)), "as_of"
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    if run_type == "manual" or dag_run.data_interval_end is None:
+        return dag_run.run_after, "run_after"
+    return dag_run.data_interval_end, "data_interval_end"
+
+
+def log_task(what: str, **fields) -> None:
+    """One line per task in its log: what it did, with its window, params and counts."""
+    text = " ".join(f"{k}={json.dumps(v, default=str, sort_keys=True)}" for k, v in fields.items())
+    logging.getLogger("cabinet_leads.task").info("%s: %s", what, text)

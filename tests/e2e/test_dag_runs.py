@@ -18,8 +18,13 @@ from tests.integration.test_runbook_sql import runbook_statements
 MAIN = "reconcile_cabinet_leads_pipeline"
 WATCHDOG = "reconcile_cabinet_leads_watchdog"
 ANCHOR_DATE = dt.date(2026, 3, 2)
-# dag.test(logical_date=T) creates a manual run whose data interval is the hour ending at T.
+# dag.test(logical_date=T) creates a manual run whose data interval is the hour ending at T; a
+# manual run anchors on the moment it was triggered unless the as_of Param says otherwise.
 LOGICAL = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
+
+
+def as_of(when: dt.datetime) -> dict:
+    return {"as_of": when.isoformat()}
 
 
 def distribution(pg) -> dict[str, int]:
@@ -43,7 +48,7 @@ def test_hourly_run_end_to_end_then_idempotent(main_dag, reconcile_conn, pg, smt
     # the DAG works as the job's least-privilege login, as in production (V009)
     assert BaseHook.get_connection("reconcile_db").login == JOB_LOGIN
 
-    dr = main_dag[MAIN].test(logical_date=LOGICAL, run_conf={"batch_size": 100})
+    dr = main_dag[MAIN].test(logical_date=LOGICAL, run_conf={"batch_size": 100, **as_of(LOGICAL)})
     assert dr.state == "success"
     assert set(states(dr).values()) == {"success"}
 
@@ -76,7 +81,9 @@ def test_hourly_run_end_to_end_then_idempotent(main_dag, reconcile_conn, pg, smt
     run_id, triggered_by, status, stats = run_record(pg, dr)
     assert (triggered_by, status) == ("airflow", "success") and stats["processed"] == summary["processed"]
 
-    second = main_dag[MAIN].test(logical_date=LOGICAL + dt.timedelta(hours=1), run_conf={"batch_size": 100})
+    second = main_dag[MAIN].test(
+        logical_date=LOGICAL + dt.timedelta(hours=1), run_conf={"batch_size": 100, **as_of(LOGICAL + dt.timedelta(hours=1))}
+    )
     assert second.state == "success"
     again = xcoms(second, "audit_weekly_funnel")[-1]
     assert (again["newly_linked"], again["newly_driver_mapped"], again["new_persons"]) == (0, 0, 0)
@@ -89,7 +96,7 @@ def test_backfill_runs_process_their_own_windows(main_dag, reconcile_conn, pg, s
     conf = {"process_limbo": False, "recent_days": 2}
     seen: set[int] = set()
     for logical in (dt.datetime(2026, 2, 18, 5, 0, tzinfo=dt.UTC), dt.datetime(2026, 2, 25, 17, 0, tzinfo=dt.UTC)):
-        dr = main_dag[MAIN].test(logical_date=logical, run_conf=conf)
+        dr = main_dag[MAIN].test(logical_date=logical, run_conf={**conf, **as_of(logical)})
         assert dr.state == "success"
         # a one-hour data interval; the job's anchor is its end (dag.test infers the interval of a
         # manual run at `logical`, i.e. the hour that ends there)
@@ -145,7 +152,7 @@ def test_task_failure_sends_an_email(main_dag, reconcile_conn, smtp_server, monk
 def test_limbo_threshold_crossing_sends_an_alert(main_dag, reconcile_conn, pg, smtp_server, monkeypatch):
     synthetic.seed(reconcile_conn, leads=1000, seed=5, anchor=ANCHOR_DATE)
     monkeypatch.setenv("AIRFLOW_VAR_CABINET_LEADS_MAX_TRIPS_NO_CLAIM", "3")
-    dr = main_dag[MAIN].test(logical_date=LOGICAL)
+    dr = main_dag[MAIN].test(logical_date=LOGICAL, run_conf=as_of(LOGICAL))
     assert dr.state == "success"
     trips_no_claim = distribution(pg).get("TRIPS_NO_CLAIM", 0)
     assert trips_no_claim > 3
