@@ -216,6 +216,7 @@ DERIVED_TABLES = (
     "ops.lead_marks",
     "ops.person_inputs",
     "ops.funnel_inputs",
+    "ops.alert_state",
 )
 KEPT_TABLES = ("ops.schema_migrations", "ops.schema_views", "ops.milestone_config")
 
