@@ -7,10 +7,11 @@ if processed one at a time, so two records of the same batch that share a new ke
 same new person, and the outcome does not depend on the batch size.
 
 Rules:
-- C0.3 a link needs a strong-key match; keys pointing to more than one person, or a DOC that
-  differs from the candidate's DOC, make the record AMBIGUOUS (no link, no new person).
-  One more conservative case: when the only matching key is a PHONE (relatives share phones)
-  and both given names are present and clearly different, the record is AMBIGUOUS too.
+- C0.3 a link needs a strong-key match; keys pointing to more than one person, or a DOC or LICENSE
+  that differs from the candidate's, make the record AMBIGUOUS (no link, no new person). A link
+  through the phone alone (no DOC or LICENSE agreeing; relatives share phones) also needs the names
+  to agree (:func:`cabinet_leads.normalize.name_mismatch`: first given name and paternal surname)
+  with one of the records already linked to the person; a missing name never agrees.
 - C0.4 valid keys and no candidate: a new person (NEW_IDENTITY); no valid key: NO_CANDIDATES.
 - C0.5 a record that links attaches its other (unowned) strong keys to the person.
 - Hot keys: a key value that the data shows is shared by records of clearly different people
@@ -20,9 +21,9 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from cabinet_leads.normalize import given_names_conflict, name_similarity
+from cabinet_leads.normalize import name_mismatch, name_similarity
 
 KEY_TYPES = ("PHONE", "DOC", "LICENSE")
 
@@ -53,6 +54,9 @@ class Person:
     doc: str | None = None
     name: str = ""
     given_name: str = ""
+    licenses: set[str] = field(default_factory=set)
+    # (given name, full name), folded, of records linked to the person (a sample of them)
+    names: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -132,7 +136,9 @@ def match_batch(
         if not matched:
             person_key = next_temp
             next_temp -= 1
-            person = Person(person_key, doc=rec.keys.get("DOC"), name=rec.name, given_name=rec.given_name)
+            person = Person(person_key, doc=rec.keys.get("DOC"), name=rec.name, given_name=rec.given_name,
+                            licenses={rec.keys["LICENSE"]} if "LICENSE" in rec.keys else set(),
+                            names=[(rec.given_name, rec.name)])
             people[person_key] = person
             out.new_persons[person_key] = person
             for key_type, value in rec.keys.items():
@@ -169,14 +175,25 @@ def match_batch(
                                            "candidates": candidates, **_keys_evidence(rec)})
             )
             continue
-        if kinds == ["PHONE"] and given_names_conflict(rec.given_name, person.given_name):
+        lic = rec.keys.get("LICENSE")
+        if lic and person.licenses and lic not in person.licenses:
             out.unmatched.append(
-                Unmatched(rec, AMBIGUOUS, {"why": "only the PHONE matches and the given names differ (shared phone?)",
-                                           "conflicting_keys": {"GIVEN_NAME": {"record": rec.given_name,
-                                                                               "person": person.given_name}},
+                Unmatched(rec, AMBIGUOUS, {"why": "LICENSE differs from the candidate person's LICENSE",
+                                           "conflicting_keys": {"LICENSE": {"record": lic,
+                                                                            "person": sorted(person.licenses)}},
                                            "candidates": candidates, **_keys_evidence(rec)})
             )
             continue
+        if kinds == ["PHONE"]:
+            why = _phone_only_names(rec, person)
+            if why:
+                out.unmatched.append(
+                    Unmatched(rec, AMBIGUOUS, {"why": f"only the PHONE matches and the names do not agree: {why}",
+                                               "names": {"record": rec.name,
+                                                         "person": sorted({n for _, n in person.names})[:5]},
+                                               "candidates": candidates, **_keys_evidence(rec)})
+                )
+                continue
 
         attached = {}
         for key_type, value in rec.keys.items():
@@ -184,15 +201,33 @@ def match_batch(
                 owners[(key_type, value)] = person_key
                 out.attached_keys[(key_type, value)] = (person_key, rec)
                 attached[key_type] = value
-        if doc and not person.doc:
-            person.doc = doc
-            people[person_key] = person
+        # what later records of the batch must see of the person (a copy: the inputs stay as given)
+        people[person_key] = replace(
+            person,
+            doc=person.doc or doc,
+            licenses=person.licenses | ({lic} if lic else set()),
+            names=[*person.names, (rec.given_name, rec.name)],
+        )
         rule = match_rule_for(kinds)
         out.links.append(
             Link(rec, person_key, rule, {"rule": rule, "matched_keys": {k: rec.keys[k] for k in kinds},
                                          "attached_keys": attached, "candidate": candidates[0], **_keys_evidence(rec)})
         )
     return out
+
+
+def _phone_only_names(rec: Record, person: Person) -> str | None:
+    """None when the record's names agree with one of the person's linked records, else why not."""
+    if not person.names:
+        return "the person's records have no name"
+    reasons = [name_mismatch(rec.given_name, rec.name, given, full) for given, full in person.names]
+    if None in reasons:
+        return None
+    # the record's own missing name first, else the most telling difference
+    for why in ("given name missing", "surname missing", "first given name differs", "paternal surname differs"):
+        if why in reasons:
+            return why
+    return reasons[0]
 
 
 def _keys_evidence(rec: Record) -> dict:

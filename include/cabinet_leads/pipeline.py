@@ -590,6 +590,11 @@ class ReconcileCabinetLeadsPipeline:
             for f in self._run_file(conn, "find_key_owners", keys):
                 owners[(f.key_type, f.key_value)] = f.person_key
                 persons[f.person_key] = identity.Person(f.person_key, f.person_doc, f.name_folded, f.given_name)
+            if persons:
+                for f in self._run_file(conn, "person_profiles", {"person_keys": sorted(persons)}):
+                    person = persons[f.person_key]
+                    person.licenses = set(f.licenses)
+                    person.names = list(zip(f.given_names, f.full_names, strict=True))
             found = self._run_file(conn, "find_hot_keys", {**keys, "hot_limit": self.hot_key_limit, "scan": HOT_KEY_SCAN})
             for f in found:
                 hot[(f.key_type, f.key_value)] = {"records": f.records, "given_names": f.given_names, "docs": f.docs}

@@ -20,7 +20,7 @@ from psycopg import sql
 from sqlalchemy.orm import sessionmaker
 
 from cabinet_leads import ReconcileCabinetLeadsPipeline, db, synthetic
-from cabinet_leads.normalize import given_names_conflict
+from cabinet_leads.normalize import name_mismatch
 from cabinet_leads.pipeline import STAT_KEYS, chunks
 from tests.conftest import fresh_database
 
@@ -409,8 +409,8 @@ def conflict_free_persons(pg: psycopg.Connection) -> set[int]:
     """True persons whose linking cannot depend on the order their records are processed in.
 
     A true person qualifies when it shares no phone with a relative, none of its key values occurs
-    in a record of another true person, its records carry at most one DOC, every two of its
-    keyed records share a strong key, and a pair sharing only the PHONE has compatible given names.
+    in a record of another true person, its records carry at most one DOC and one LICENSE, every two
+    of its keyed records share a strong key, and a pair sharing only the PHONE has names that agree.
     Then whichever record comes first creates the person and every other one matches it.
     """
     rows = pg.execute(
@@ -423,7 +423,8 @@ def conflict_free_persons(pg: psycopg.Connection) -> set[int]:
         )
         select truth.person_id, truth.source_table, truth.source_pk, rk.phone, rk.doc, rk.license, rk.given_name,
                p.shares_phone_with is not null
-               or exists (select 1 from demo.persons q where q.shares_phone_with = p.person_id) as shares_phone
+               or exists (select 1 from demo.persons q where q.shares_phone_with = p.person_id) as shares_phone,
+               rk.name_folded
         from truth
         join canon.record_keys as rk using (source_table, source_pk)
         join demo.persons as p on p.person_id = truth.person_id
@@ -444,13 +445,15 @@ def conflict_free_persons(pg: psycopg.Connection) -> set[int]:
         keys = [{k: v for k, v in zip(("PHONE", "DOC", "LICENSE"), r[3:6], strict=True) if v} for r in recs]
         if any(len(owners[kv]) > 1 for ks in keys for kv in ks.items()):
             continue
-        if len({ks["DOC"] for ks in keys if "DOC" in ks}) > 1:
+        if any(len({ks[k] for ks in keys if k in ks}) > 1 for k in ("DOC", "LICENSE")):
             continue
         ok = True
         for i in range(len(recs)):
             for j in range(i + 1, len(recs)):
                 shared = {k for k in keys[i] if keys[j].get(k) == keys[i][k]}
-                if not shared or (shared == {"PHONE"} and given_names_conflict(recs[i][6], recs[j][6])):
+                if not shared or (
+                    shared == {"PHONE"} and name_mismatch(recs[i][6], recs[i][8], recs[j][6], recs[j][8])
+                ):
                     ok = False
         if ok:
             out.add(person)
