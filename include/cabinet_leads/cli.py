@@ -31,6 +31,9 @@ from cabinet_leads import db, funnel
 log = logging.getLogger("cabinet_leads")
 
 
+EXIT_LOCK_TIMEOUT = 75  # EX_TEMPFAIL: try again later
+
+
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
@@ -187,19 +190,29 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline
+    from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline, RunLockTimeout, RunSkipped
 
     stages = [s.strip().upper() for s in args.limbo_stages.split(",") if s.strip()]
     engine = db.make_engine(_checked_url())
-    pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli")
-    stats = pipeline.run_reconcile(
-        process_recent=args.process_recent,
-        recent_days=args.recent_days,
-        process_limbo=args.process_limbo,
-        limbo_stages=stages,
-        dry_run=args.dry_run,
-    )
-    lines = [f"run {stats['run_id']}{' (dry run, rolled back)' if args.dry_run else ''} in {stats['seconds']:.1f} s"]
+    pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli",
+                                             run_lock_timeout=args.wait_for_lock,
+                                             skip_if_running=args.skip_if_running)
+    try:
+        stats = pipeline.run_reconcile(
+            process_recent=args.process_recent,
+            recent_days=args.recent_days,
+            process_limbo=args.process_limbo,
+            limbo_stages=stages,
+            dry_run=args.dry_run,
+        )
+    except RunSkipped as exc:
+        print(printable(f"cabinet-leads: {exc}"), file=sys.stderr)
+        return 0
+    except RunLockTimeout as exc:
+        return _fail(f"error: {exc}", EXIT_LOCK_TIMEOUT)
+    waited = f" (after waiting {stats['lock_wait_s']:.1f} s for another run)" if stats["lock_wait_s"] >= 0.5 else ""
+    lines = [f"run {stats['run_id']}{' (dry run, rolled back)' if args.dry_run else ''} in {stats['seconds']:.1f} s"
+             f"{waited}"]
     lines += [f"  {k:<22}{stats[k]:>10}" for k in STAT_KEYS]
     lines += [f"  {k:<22}{stats[k]:>10}" for k in ("new_persons", "drivers_linked", "worklist_opened",
                                                    "worklist_resolved", "batches")]
@@ -213,7 +226,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from cabinet_leads.pipeline import ReconcileCabinetLeadsPipeline
 
-    total, diffs = ReconcileCabinetLeadsPipeline(db.make_engine()).verify(max_rows=args.max_rows)
+    total, diffs = ReconcileCabinetLeadsPipeline(db.make_engine(_checked_url())).verify(max_rows=args.max_rows)
     lines = [f"kept funnel state equals the live views ({'OK' if not total else f'{total} difference(s)'})"]
     lines += [f"  lead {d.lead_id}{f' milestone {d.milestone}' if d.milestone else ''} ({d.what}): "
               f"live {json.dumps(d.live, default=str)} kept {json.dumps(d.kept, default=str)}" for d in diffs]
@@ -336,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated (default NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM)")
     p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
     p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
+    p.add_argument("--skip-if-running", action="store_true",
+                   help="when another run is going, exit 0 at once naming it (for cron)")
+    p.add_argument("--wait-for-lock", type=_duration, default=600, metavar="SECONDS",
+                   help=f"wait at most this long for a running run to finish, then give up with exit "
+                        f"{EXIT_LOCK_TIMEOUT} (default 600; 2h, 90m, 45s also work)")
     p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("verify", parents=[common],
@@ -409,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(f"error: {_one_line(exc)}", 2)
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        if isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled):
+            return _fail(f"error: statement timeout: {_one_line(exc)} (the server's or role's statement_timeout, "
+                         "or CABINET_LEADS_STATEMENT_TIMEOUT)", 1)
         return _fail(f"error: cannot reach the database: {_one_line(exc)}", 1)
     except (db.DatabaseError, psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as exc:
         return _fail(f"error: {_one_line(exc)}", 1)

@@ -32,7 +32,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import Connection
 
 from cabinet_leads import identity
-from cabinet_leads.db import DbLike, read_sql
+from cabinet_leads.db import DatabaseError, DbLike, read_sql
 from cabinet_leads.engine import changes, funnel_state
 from cabinet_leads.engine.session import DRIVERS, LEADS, StatementCounter, WorkSession
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
@@ -70,6 +70,14 @@ EXTRA_KEYS = (
 
 class RunLockTimeout(RuntimeError):
     """Another reconcile run holds the run lock for longer than we were willing to wait."""
+
+
+class RunSkipped(RuntimeError):
+    """Another reconcile run holds the run lock and the caller asked not to wait (skip_if_running)."""
+
+
+class StatementTimeout(DatabaseError):
+    """A statement hit the job's (or the server's) statement_timeout: names the step and the limit."""
 
 
 def empty_stats() -> dict[str, int]:
@@ -126,11 +134,14 @@ class ReconcileCabinetLeadsPipeline:
         triggered_by: str = "cli",
         external_run_id: str | None = None,
         run_lock_timeout: float = 600.0,
+        skip_if_running: bool = False,
         statement_timeout_ms: int | None = None,
         hot_key_limit: int | None = None,
     ) -> None:
         if not 1 <= batch_size <= 100_000:
             raise ValueError(f"batch_size must be between 1 and 100000, got {batch_size}")
+        if statement_timeout_ms is None:
+            statement_timeout_ms = _env_duration_ms("CABINET_LEADS_STATEMENT_TIMEOUT")
         self.session = WorkSession(db, statement_timeout_ms=statement_timeout_ms)
         self.db = db
         self.batch_size = batch_size
@@ -139,6 +150,8 @@ class ReconcileCabinetLeadsPipeline:
         self.triggered_by = triggered_by
         self.external_run_id = external_run_id
         self.run_lock_timeout = run_lock_timeout
+        self.skip_if_running = skip_if_running
+        self.lock_wait_s = 0.0
         self.last_alert_metrics: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ connections (engine.session)
@@ -189,10 +202,23 @@ class ReconcileCabinetLeadsPipeline:
             "batch_size": self.batch_size,
             "dry_run": dry_run,
         }
-        started = time.monotonic()
+        try:
+            stats = self._run(params, anchor, recent_days, process_recent, process_limbo, stages, dry_run, snapshots)
+        except (sqlalchemy.exc.DBAPIError, psycopg.Error) as exc:
+            timeout = self._as_timeout(exc)
+            if timeout:
+                raise timeout from exc
+            raise
+        log.info("run %s finished: %s", stats["run_id"], {k: stats[k] for k in STAT_KEYS})
+        return stats
+
+    def _run(self, params: dict, anchor: dt.datetime, recent_days: int, process_recent: bool,
+             process_limbo: bool, stages: Sequence[str], dry_run: bool, snapshots: bool) -> dict:
         with self._connect() as conn, self._run_lock(conn):
+            started = time.monotonic()  # after the lock: the duration excludes waiting for another run
             run_id = self.start_run(conn, params, dry_run=dry_run)
             stats = empty_stats()
+            stats["lock_wait_s"] = round(self.lock_wait_s, 3)
             try:
                 with self._work(conn, dry_run):
                     if snapshots:
@@ -204,12 +230,15 @@ class ReconcileCabinetLeadsPipeline:
                                                             limbo_stages=stages))
                     merge_stats(stats, self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
             except BaseException as exc:
-                self.finish_run(conn, run_id, "failed", stats, error=f"{type(exc).__name__}: {exc}")
+                timeout = self._as_timeout(exc)
+                error = str(timeout) if timeout else f"{type(exc).__name__}: {exc}"
+                self.finish_run(conn, run_id, "failed", stats, error=error)
+                if timeout:
+                    raise timeout from exc
                 raise
             stats["run_id"] = run_id
             stats["seconds"] = round(time.monotonic() - started, 3)
             self.finish_run(conn, run_id, "success", stats)
-        log.info("run %s finished: %s", run_id, {k: stats[k] for k in STAT_KEYS})
         return stats
 
     # One run sequence, composed of the same steps whether run_reconcile runs them in one process or
@@ -341,30 +370,54 @@ class ReconcileCabinetLeadsPipeline:
 
     @contextlib.contextmanager
     def _run_lock(self, conn: Connection) -> Iterator[None]:
-        """Session-level advisory lock held for the whole run; waits for a running one to end."""
-        deadline = time.monotonic() + self.run_lock_timeout
+        """Session-level advisory lock held for the whole run. When another run holds it: skip at once
+        (``skip_if_running``), or say once which run we wait for and wait up to ``run_lock_timeout``
+        seconds. ``lock_wait_s`` is how long we waited."""
+        started = time.monotonic()
+        announced = False
         while True:
-            with self._tx(conn):
+            with self.session.tx(conn, bookkeeping=True):
                 got = self._exec(conn, "select pg_try_advisory_lock(%(k)s)", {"k": RUN_LOCK_KEY}).fetchone()[0]
             if got:
                 break
-            if time.monotonic() >= deadline:
-                raise RunLockTimeout(
-                    f"another reconcile run has held the run lock for over {self.run_lock_timeout:.0f} s"
-                )
+            holder = self._running_run(conn)
+            if self.skip_if_running:
+                raise RunSkipped(f"skipped: {holder} is running")
+            if time.monotonic() - started >= self.run_lock_timeout:
+                raise RunLockTimeout(f"gave up after waiting {self.run_lock_timeout:g} s for {holder} to finish")
+            if not announced:
+                log.warning("waiting up to %g s for %s to finish", self.run_lock_timeout, holder)
+                announced = True
             time.sleep(0.2)
+        self.lock_wait_s = time.monotonic() - started
         try:
             yield
         finally:
             with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, psycopg.Error):
                 if conn.in_transaction():
                     conn.rollback()
-                with self._tx(conn):
+                with self.session.tx(conn, bookkeeping=True):
                     self._exec(conn, "select pg_advisory_unlock(%(k)s)", {"k": RUN_LOCK_KEY})
 
+    def _running_run(self, conn: Connection) -> str:
+        """'run 12 (cli, started 2026-03-20 12:00 UTC)': the run record of the run holding the lock."""
+        with self.session.tx(conn, bookkeeping=True):
+            row = self._run_file(conn, "running_run").fetchone()
+        if row is None:
+            return "another reconcile run"
+        return f"run {row.run_id} ({row.triggered_by}, started {row.started_at:%Y-%m-%d %H:%M:%S %Z})"
+
+    def _as_timeout(self, exc: BaseException) -> StatementTimeout | None:
+        orig = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+        if not isinstance(orig, psycopg.errors.QueryCanceled):
+            return None
+        limit = (f"{self.session.statement_timeout_ms} ms (CABINET_LEADS_STATEMENT_TIMEOUT)"
+                 if self.session.statement_timeout_ms is not None else "the server's or role's statement_timeout")
+        return StatementTimeout(f"statement timeout: {self.session.last_statement} was cancelled after {limit}")
+
     def start_run(self, conn: Connection, params: dict, *, dry_run: bool = False) -> int:
-        """Record the run (committed at once: run records are logs, dry runs are recorded too)."""
-        with self._tx(conn):
+        """Record the run (committed at once and durably: run records are logs, dry runs are recorded too)."""
+        with self.session.tx(conn, bookkeeping=True):
             return self._run_file(
                 conn,
                 "start_run",
@@ -379,7 +432,7 @@ class ReconcileCabinetLeadsPipeline:
     def finish_run(self, conn: Connection, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
         if conn.in_transaction():
             conn.rollback()
-        with self._tx(conn):
+        with self.session.tx(conn, bookkeeping=True):
             self._run_file(
                 conn,
                 "finish_run",
@@ -482,12 +535,13 @@ class ReconcileCabinetLeadsPipeline:
             except sqlalchemy.exc.DBAPIError as exc:
                 retryable = isinstance(
                     exc.orig,
-                    psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected,
+                    psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
+                    | psycopg.errors.LockNotAvailable,
                 )
                 if not retryable or attempt == BATCH_RETRIES:
                     raise
                 log.warning("batch conflicted with a concurrent writer (%s); retrying", type(exc.orig).__name__)
-                time.sleep(0.05 * attempt)
+                time.sleep(0.05 * 2 ** attempt)  # backoff
         raise AssertionError("unreachable")
 
     def _identity_batch(
@@ -725,6 +779,28 @@ def normalise_row(m, anchor: dt.datetime) -> dict:
         "problems": list(nk.problems),
         "invalid_reason": nk.invalid_reason,
     }
+
+
+def _env_duration_ms(name: str) -> int | None:
+    """Milliseconds from an environment variable such as ``30s``, ``5min``, ``2h`` or ``1500`` (ms);
+    None when unset."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return None
+    units = {"ms": 1, "s": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            number, factor = text[: -len(unit)].strip(), units[unit]
+            break
+    else:
+        number, factor = text, 1
+    try:
+        value = float(number) * factor
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 24 * 3_600_000 or value != value:
+        raise ValueError(f"{name} must be a duration such as 30s, 5min or 1500 (ms), at most 24h, got {text!r}")
+    return int(value)
 
 
 def _env_int(name: str, default: int, low: int, high: int) -> int:

@@ -393,7 +393,7 @@ h1{font-size:1.4em;margin:0 0 4px}h2{font-size:1.1em;margin:24px 0 8px;border-bo
 table{border-collapse:collapse;font-size:.85em}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 table.worklist td:nth-child(-n+4),table.worklist th:nth-child(-n+4),table.runs td:last-child{text-align:left}
-table.runs tr.failed td{background:#fde2e2;color:#8b0000;font-weight:600}
+table.runs tr.failed td,table.runs tr.abandoned td{background:#fde2e2;color:#8b0000;font-weight:600}
 table.runs tr.running td{background:#fff7d6}
 table tr.total td{font-weight:600}
 .chart{max-width:100%;height:auto}.chart .grid{stroke:#eee}.chart .axis{font-size:11px;fill:#555}

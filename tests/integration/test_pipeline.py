@@ -739,13 +739,13 @@ def test_alert_metrics_from_the_snapshot_equal_the_alert_query(db_url, engine):
     assert direct["limbo_trips_no_claim"] == stats["limbo_after"]["TRIPS_NO_CLAIM"] > 0
 
 
-def test_a_run_whose_process_died_is_marked_failed_by_the_next_one(engine, pg):
+def test_a_run_whose_process_died_is_marked_abandoned_by_the_next_one(engine, pg):
     """A crashed run leaves its record 'running'; the next run of the same trigger closes it."""
     pg.execute(
         "insert into ops.reconcile_runs (triggered_by, status) values ('cli', 'running'), ('airflow', 'running')"
     )
     ReconcileCabinetLeadsPipeline(engine).run_reconcile(anchor=ANCHOR)
     rows = pg.execute("select triggered_by, status, error from ops.reconcile_runs order by run_id").fetchall()
-    assert rows[0][:2] == ("cli", "failed") and rows[0][2].startswith("abandoned")
+    assert rows[0][:2] == ("cli", "abandoned") and rows[0][2].startswith("abandoned")
     assert rows[1] == ("airflow", "running", None)  # another trigger's run may be alive: untouched
     assert rows[2][:2] == ("cli", "success")

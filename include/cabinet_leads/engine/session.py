@@ -36,6 +36,7 @@ class WorkSession:
         self.statement_timeout_ms = statement_timeout_ms
         self.statements = StatementCounter()
         self.dry_conn: Connection | None = None
+        self.last_statement = ""
         self._sql_cache: dict[str, str] = {}
 
     @contextlib.contextmanager
@@ -55,8 +56,10 @@ class WorkSession:
             yield target
 
     @contextlib.contextmanager
-    def tx(self, conn: Connection) -> Iterator[Connection]:
-        """One unit of work: its own transaction, or a savepoint inside a dry run's transaction."""
+    def tx(self, conn: Connection, *, bookkeeping: bool = False) -> Iterator[Connection]:
+        """One unit of work: its own transaction, or a savepoint inside a dry run's transaction.
+        ``bookkeeping`` (the run lock, run records) is written durably and is not subject to the job's
+        statement limit, so a run that hits the limit can still record that it failed."""
         if self.dry_conn is not None:
             with conn.begin_nested():
                 yield conn
@@ -64,7 +67,7 @@ class WorkSession:
         if conn.in_transaction():
             conn.commit()
         with conn.begin():
-            self._set_timeouts(conn)
+            self._set_timeouts(conn, bookkeeping)
             yield conn
 
     @contextlib.contextmanager
@@ -83,13 +86,17 @@ class WorkSession:
             self.dry_conn = None
             outer.rollback()
 
-    def _set_timeouts(self, conn: Connection) -> None:
+    def _set_timeouts(self, conn: Connection, bookkeeping: bool = False) -> None:
         # A batch is idempotent and re-run by the next run, so it need not wait for the WAL flush
-        # (a server crash may lose the last batches, never corrupt them). One statement for both.
+        # (a server crash may lose the last batches, never corrupt them); run records must survive a
+        # crash. The statement limit is ours only when configured: unset, the server's or role's
+        # own statement_timeout stands (never silently unlimited). One statement for both.
         self.exec(
             conn,
-            "select set_config('synchronous_commit', 'off', true) as sc, set_config('statement_timeout', %(ms)s, true) as st",
-            {"ms": str(self.statement_timeout_ms or 0)},
+            "select set_config('synchronous_commit', %(sync)s, true) as sc,"
+            " set_config('statement_timeout', coalesce(%(ms)s::text, current_setting('statement_timeout')), true) as st",
+            {"sync": "on" if bookkeeping else "off",
+             "ms": None if self.statement_timeout_ms is None or bookkeeping else str(self.statement_timeout_ms)},
         )
 
     def sql(self, name: str) -> str:
@@ -98,13 +105,16 @@ class WorkSession:
             self._sql_cache[name] = read_sql(f"{name}.sql")
         return self._sql_cache[name]
 
-    def exec(self, conn: Connection, sql: str, params: dict | None = None) -> psycopg.Cursor:
+    def exec(self, conn: Connection, sql: str, params: dict | None = None, *, name: str | None = None
+             ) -> psycopg.Cursor:
         """Run one statement on the driver connection, parameters bound in binary (no text escaping
-        of large arrays); rows come back as named tuples."""
+        of large arrays); rows come back as named tuples. ``name`` (or the statement's start) is
+        remembered as ``last_statement``: what a statement timeout names."""
         self.statements.n += 1
+        self.last_statement = name or " ".join(sql.split())[:60]
         cur = raw(conn).cursor(row_factory=namedtuple_row)
         return cur.execute(sql, params or {}, binary=True)
 
     def run_file(self, conn: Connection, name: str, params: dict | None = None) -> psycopg.Cursor:
         """Run ``include/sql/<name>.sql`` with bound parameters."""
-        return self.exec(conn, self.sql(name), params)
+        return self.exec(conn, self.sql(name), params, name=name)

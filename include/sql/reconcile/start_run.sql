@@ -1,11 +1,11 @@
 -- Record a new run. A run of the same trigger still marked 'running' cannot be alive here (a CLI
--- run holds the run lock; the DAG allows one active run), so its process died: mark it failed.
+-- run holds the run lock; the DAG allows one active run), so its process died: mark it abandoned.
 with
 
 abandoned as (
     update ops.reconcile_runs
     set
-        status = 'failed',
+        status = 'abandoned',
         finished_at = clock_timestamp(),
         error = 'abandoned: its process ended before the run finished'
     where status = 'running' and triggered_by = %(triggered_by)s
