@@ -656,13 +656,28 @@ def _same_surname(x: str, y: str) -> bool:
     return OSA.distance(x, y, score_cutoff=1) <= 1
 
 
+def _same_first_given(x: str, y: str) -> bool:
+    """Stricter than the given-name conflict test, for links through the phone alone: equal words,
+    equal Spanish spelling keys (Jhon/John, Yesica/Jessica), or one typo in the written words (4+
+    letters, same first letter). Never an initial, never a spelling key plus a typo (Jhon/Yony are
+    two relatives), never Mario/Maria."""
+    if x == y:
+        return True
+    if _gender_pair(x, y):
+        return False
+    if _given_key(x) == _given_key(y):
+        return True
+    return min(len(x), len(y)) >= 4 and x[0] == y[0] and OSA.distance(x, y, score_cutoff=1) <= 1
+
+
 def name_mismatch(given_a: str | None, full_a: str | None, given_b: str | None, full_b: str | None) -> str | None:
     """Why two records' names do not agree, or None when they do: the rule a link through the phone
     alone must pass (relatives share phones, so a phone is not enough).
 
     Both sides are folded (case, accents, punctuation). They agree when both have a given name and a
     surname, the **first given names** match (equal, the same Spanish spelling key such as Jhon/John,
-    an initial, or within one typo as in :func:`given_names_conflict`; Mario/Maria never) and the
+    or one typo in words of 4+ letters with the same first letter; never an initial, never a spelling
+    key plus a typo, never Mario/Maria) and the
     **paternal surnames** match: the first surname of one equals, or is one typo away from, either
     surname of the other (so swapped surnames, ``Quispe Mamani`` / ``Mamani Quispe``, agree). A
     missing given name or surname on either side never agrees.
@@ -673,7 +688,7 @@ def name_mismatch(given_a: str | None, full_a: str | None, given_b: str | None, 
     sa, sb = _surname_tokens(full_a, given_a), _surname_tokens(full_b, given_b)
     if not sa or not sb:
         return "surname missing"
-    if not _same_given(ga[0], gb[0]):
+    if not _same_first_given(ga[0], gb[0]):
         return "first given name differs"
     if not (any(_same_surname(sa[0], t) for t in sb) or any(_same_surname(sb[0], t) for t in sa)):
         return "paternal surname differs"

@@ -1085,6 +1085,9 @@ def test_normalize_record_is_total_and_consistent(first, last, phone, doc, lic, 
         (("Yony Anthony", "Perez"), ("Anthony", "Perez"), "first given name differs"),
         (("Alexander", "Rojas"), ("Fredy", "Rojas"), "first given name differs"),
         (("Mario", "Rojas"), ("Maria", "Rojas"), "first given name differs"),  # siblings
+        (("Jhon", "Chura"), ("Yony Pedro", "Chura Sulca"), "first given name differs"),  # relatives (seed 1)
+        (("J", "Rojas"), ("Juan", "Rojas"), "first given name differs"),  # an initial is not a name
+        (("Jaun", "Rojas"), ("Juan", "Rojas"), None),  # one typo
         (("Juan", "Rojas"), ("Juan", "Perez"), "paternal surname differs"),
         ((None, "Rojas"), ("Juan", "Rojas"), "given name missing"),
         (("Juan", ""), ("Juan", "Rojas"), "surname missing"),
