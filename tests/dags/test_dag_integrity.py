@@ -16,11 +16,12 @@ from cabinet_leads.funnel import LIMBO_STAGES
 
 MAIN = "reconcile_cabinet_leads_pipeline"
 WATCHDOG = "reconcile_cabinet_leads_watchdog"
+VERIFY = "reconcile_cabinet_leads_verify"
 
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {MAIN, WATCHDOG}
+    assert set(dagbag.dag_ids) == {MAIN, WATCHDOG, VERIFY}
 
 
 def test_parsing_touches_no_database_and_no_connection(tmp_path):
@@ -45,10 +46,10 @@ def test_parsing_touches_no_database_and_no_connection(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert MAIN in res.stdout and WATCHDOG in res.stdout
+    assert MAIN in res.stdout and WATCHDOG in res.stdout and VERIFY in res.stdout
 
 
-@pytest.mark.parametrize("dag_id", [MAIN, WATCHDOG])
+@pytest.mark.parametrize("dag_id", [MAIN, WATCHDOG, VERIFY])
 def test_policy_owner_tags_retries_callbacks_timeouts(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "cabinet-leads" in dag.tags

@@ -183,6 +183,23 @@ def test_watchdog_emails_on_stale_or_missing_success(main_dag, reconcile_conn, p
     assert len(messages) == 2 and "180 minutes ago" in messages[1]["subject"]
 
 
+def test_daily_verify_emails_once_on_drift(main_dag, reconcile_conn, pg, smtp_server):
+    synthetic.seed(reconcile_conn, leads=300, seed=5, anchor=ANCHOR_DATE, days=20)
+    assert main_dag[MAIN].test(logical_date=LOGICAL, run_conf=as_of(LOGICAL)).state == "success"
+    clean = main_dag["reconcile_cabinet_leads_verify"].test(logical_date=LOGICAL)
+    assert xcoms(clean, "verify_funnel_state")[-1] == {"differences": 0, "first": []}
+    assert len(smtp_server.messages) == 0
+
+    lead_id = pg.execute("update ops.lead_state set trips_14d = trips_14d + 7 "
+                         "where lead_id = (select min(lead_id) from ops.lead_state) returning lead_id").fetchone()[0]
+    drift = main_dag["reconcile_cabinet_leads_verify"].test(logical_date=LOGICAL + dt.timedelta(days=1))
+    assert drift.state == "success"
+    assert xcoms(drift, "verify_funnel_state")[-1] == {"differences": 1, "first": [lead_id]}
+    [message] = smtp_server.wait_for(1)
+    assert "FUNNEL STATE DRIFT: 1 difference(s)" in message["subject"]
+    assert f"lead {lead_id} (lead_state)" in smtp_server.body(message)
+
+
 def test_readme_backfill_command_plans_one_run_per_hour(airflow_db):
     """The README's `airflow backfill create` (as a dry run) plans one run per hour of the range."""
     import os
