@@ -6,8 +6,10 @@ cabinet leads to canonical persons and driver accounts, works through the limbo 
 the claim worklist (`ops.milestone_claim_worklist`) and checks the runbook's limbo alerts.
 All business logic lives in the `cabinet_leads` package; this file only wires tasks.
 
-**Window.** Schedule `CronDataIntervalTimetable("0 * * * *", UTC)`: the run due at 10:00 has the
-data interval [09:00, 10:00). Recent leads are those created in `[anchor - recent_days, anchor)`.
+**Window.** Schedule `CronDataIntervalTimetable(CABINET_LEADS_SCHEDULE, UTC)`, hourly by default (a
+cron expression or @hourly/@daily, e.g. `*/15 * * * *`): the hourly run due at 10:00 has the data
+interval [09:00, 10:00). The Deadline Alert (three quarters of the interval unless
+CABINET_LEADS_DEADLINE_MINUTES is set) and the watchdog's default limit (two intervals) follow it. Recent leads are those created in `[anchor - recent_days, anchor)`.
 The anchor: the `as_of` Param when given; else, for a manual run (UI form, REST, CLI trigger), its
 `run_after` (the moment it was triggered: the logical date the UI form pre-fills does not count);
 else (scheduled and backfill runs) the end of its data interval. So each backfill run processes a
@@ -47,7 +49,6 @@ with its counts; each task returns one XCom value (the audit's statistics are on
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.sdk import (
     AsyncCallback,
@@ -62,17 +63,20 @@ from cabinet_leads_airflow import (
     SMTP_CONN_ID,
     alert_email,
     deadline_alert,
+    deadline_minutes,
     default_args,
     log_task,
     pipeline,
     run_anchor,
+    schedule_cron,
     send_email,
 )
 
 from cabinet_leads.funnel import LIMBO_STAGES
 
 DAG_ID = "reconcile_cabinet_leads_pipeline"
-DEADLINE_MINUTES = float(os.environ.get("CABINET_LEADS_DEADLINE_MINUTES", "45"))
+SCHEDULE = schedule_cron()  # CABINET_LEADS_SCHEDULE, default hourly
+DEADLINE_MINUTES = deadline_minutes(SCHEDULE)
 MAX_MAPPED_RANGES = 64
 # what the form's date-time field and an ISO date-time look like (Airflow does not check `format`)
 AS_OF_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -105,7 +109,7 @@ def _window(run: dict, params: dict) -> dict:
 
 @dag(
     dag_id=DAG_ID,
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

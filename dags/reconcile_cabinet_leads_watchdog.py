@@ -6,8 +6,8 @@ main DAG paused, broken by an import error, or failing run after run. It reads t
 records (`ops.reconcile_runs`, written by `audit_weekly_funnel`) and emails
 `CABINET_LEADS_ALERT_EMAIL` when the last successful Airflow run of
 `reconcile_cabinet_leads_pipeline` finished longer ago than the Airflow Variable
-`cabinet_leads_watchdog_max_age_minutes` (default 120, the runbook's "no se ejecutó en las
-últimas 2 horas"). A dead scheduler stops this DAG too: for that, run
+`cabinet_leads_watchdog_max_age_minutes` (default: two intervals of the main DAG's schedule,
+`CABINET_LEADS_SCHEDULE`: 120 for hourly, the runbook's "no se ejecutó en las últimas 2 horas"). A dead scheduler stops this DAG too: for that, run
 `cabinet-leads health --max-age 2h` from an external monitor (cron, Kubernetes probe).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import CronTriggerTimetable, dag, task
-from cabinet_leads_airflow import default_args, reconcile_engine, send_email
+from cabinet_leads_airflow import default_args, reconcile_engine, send_email, watchdog_default_max_age_minutes
 
 WATCHED_DAG_ID = "reconcile_cabinet_leads_pipeline"
 
@@ -45,7 +45,8 @@ def reconcile_cabinet_leads_watchdog():
 
         from cabinet_leads.db import read_sql
 
-        max_age = int(Variable.get("cabinet_leads_watchdog_max_age_minutes", default=120)) * 60
+        default = watchdog_default_max_age_minutes()  # two intervals of CABINET_LEADS_SCHEDULE
+        max_age = int(Variable.get("cabinet_leads_watchdog_max_age_minutes", default=default)) * 60
         with reconcile_engine().connect() as conn:
             row = conn.exec_driver_sql(read_sql("reconcile/last_success.sql"), {"triggered_by": "airflow"}).first()
         age = None if row is None else int(row[3])

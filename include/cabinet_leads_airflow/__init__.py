@@ -19,6 +19,47 @@ OWNER = "data-platform"
 STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
 
 
+SCHEDULE_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *"}
+
+
+def schedule_cron() -> str:
+    """The main DAG's cadence: CABINET_LEADS_SCHEDULE (a cron expression or @hourly/@daily; default
+    hourly), read at parse time from the environment only. An invalid value is an import error
+    naming the variable."""
+    from croniter import croniter
+
+    value = os.environ.get("CABINET_LEADS_SCHEDULE", "").strip() or "@hourly"
+    cron = SCHEDULE_PRESETS.get(value, value)
+    if not croniter.is_valid(cron):
+        raise ValueError(f"CABINET_LEADS_SCHEDULE must be a cron expression or @hourly/@daily, got {value!r}")
+    return cron
+
+
+def schedule_interval(cron: str) -> dt.timedelta:
+    """The longest gap between two runs of ``cron`` over a week (what the deadline and the watchdog
+    scale with)."""
+    from croniter import croniter
+
+    it = croniter(cron, dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+    times = [it.get_next(dt.datetime) for _ in range(2)]
+    while times[-1] - times[0] < dt.timedelta(days=7) and len(times) < 2000:
+        times.append(it.get_next(dt.datetime))
+    return max(b - a for a, b in zip(times, times[1:], strict=False))
+
+
+def deadline_minutes(cron: str) -> float:
+    """CABINET_LEADS_DEADLINE_MINUTES, else three quarters of the schedule's interval (45 for hourly)."""
+    configured = os.environ.get("CABINET_LEADS_DEADLINE_MINUTES", "").strip()
+    if configured:
+        return float(configured)
+    return schedule_interval(cron).total_seconds() / 60 * 0.75
+
+
+def watchdog_default_max_age_minutes() -> int:
+    """Two intervals of the main DAG's schedule (120 for hourly): the watchdog's default limit."""
+    return int(2 * schedule_interval(schedule_cron()).total_seconds() // 60)
+
+
 def alert_email() -> str:
     """Where alerts go: CABINET_LEADS_ALERT_EMAIL (read at parse time from the environment only)."""
     return os.environ.get("CABINET_LEADS_ALERT_EMAIL", "data-oncall@example.com")

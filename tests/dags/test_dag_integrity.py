@@ -123,6 +123,36 @@ def test_deadline_alert_by_default(monkeypatch):
     assert alert.callback.kwargs["deadline_minutes"] == 45
 
 
+def _fresh_main_module(name: str):
+    path = db.PROJECT_ROOT / "dags" / f"{MAIN}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schedule_is_configuration_and_the_alerts_follow_it(monkeypatch):
+    """CABINET_LEADS_SCHEDULE='*/15 * * * *': that cadence, a deadline of 3/4 of it, a watchdog limit of two."""
+    from cabinet_leads_airflow import watchdog_default_max_age_minutes
+
+    monkeypatch.delenv("CABINET_LEADS_DEADLINE_MINUTES")
+    monkeypatch.setenv("CABINET_LEADS_SCHEDULE", "*/15 * * * *")
+    module = _fresh_main_module("main_dag_15min")
+    dag = module.reconcile_cabinet_leads_pipeline()
+    assert dag.timetable.expression == "*/15 * * * *"
+    assert module.deadline.interval == dt.timedelta(minutes=11.25)
+    assert module.deadline.callback.kwargs["deadline_minutes"] == 11.25
+    assert watchdog_default_max_age_minutes() == 30
+
+    monkeypatch.setenv("CABINET_LEADS_SCHEDULE", "@daily")
+    assert watchdog_default_max_age_minutes() == 2 * 24 * 60
+    monkeypatch.delenv("CABINET_LEADS_SCHEDULE")
+    assert watchdog_default_max_age_minutes() == 120  # hourly by default
+    monkeypatch.setenv("CABINET_LEADS_SCHEDULE", "every quarter hour")
+    with pytest.raises(ValueError, match="CABINET_LEADS_SCHEDULE must be a cron expression"):
+        _fresh_main_module("main_dag_bad")
+
+
 def test_every_task_returns_one_xcom_value(dagbag):
     """A TaskFlow task annotated `-> dict` would push one XCom per key (22 for the audit): none may."""
     for dag in dagbag.dags.values():
