@@ -196,7 +196,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     engine = db.make_engine(_checked_url())
     pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli",
                                              run_lock_timeout=args.wait_for_lock,
-                                             skip_if_running=args.skip_if_running)
+                                             skip_if_running=args.skip_if_running, full=args.full)
     try:
         stats = pipeline.run_reconcile(
             process_recent=args.process_recent,
@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated (default NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM)")
     p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
     p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
+    p.add_argument("--full", action="store_true",
+                   help="re-read every source row: a row whose fingerprint changed is reprocessed even when "
+                        "its updated_at did not change (loaders forget to bump it); daily is enough")
     p.add_argument("--skip-if-running", action="store_true",
                    help="when another run is going, exit 0 at once naming it (for cron)")
     p.add_argument("--wait-for-lock", type=_duration, default=600, metavar="SECONDS",

@@ -116,6 +116,7 @@ class _Row:
     updated_at: str  # the source's updated_at as PostgreSQL's text (any timestamp round-trips)
     keys: dict | None
     linked_person_key: int | None
+    fingerprint: int | None = None  # of the fields the job uses (ops.lead_fingerprint / driver_fingerprint)
 
 
 class ReconcileCabinetLeadsPipeline:
@@ -135,6 +136,7 @@ class ReconcileCabinetLeadsPipeline:
         external_run_id: str | None = None,
         run_lock_timeout: float = 600.0,
         skip_if_running: bool = False,
+        full: bool = False,
         statement_timeout_ms: int | None = None,
         hot_key_limit: int | None = None,
     ) -> None:
@@ -151,6 +153,8 @@ class ReconcileCabinetLeadsPipeline:
         self.external_run_id = external_run_id
         self.run_lock_timeout = run_lock_timeout
         self.skip_if_running = skip_if_running
+        # re-read every source row: a row whose fingerprint changed is changed, whatever its updated_at
+        self.full = full
         self.lock_wait_s = 0.0
         self.last_alert_metrics: dict[str, int] | None = None
 
@@ -201,6 +205,7 @@ class ReconcileCabinetLeadsPipeline:
             "anchor": anchor.isoformat(),
             "batch_size": self.batch_size,
             "dry_run": dry_run,
+            "full": self.full,
         }
         try:
             stats = self._run(params, anchor, recent_days, process_recent, process_limbo, stages, dry_run, snapshots)
@@ -492,6 +497,7 @@ class ReconcileCabinetLeadsPipeline:
                     "limbo_stages": list(limbo_stages),
                     "lo": lo,
                     "hi": hi,
+                    "full_check": self.full,
                 },
             )
             return [r[0] for r in rows]
@@ -511,7 +517,7 @@ class ReconcileCabinetLeadsPipeline:
     def reconcile_drivers(self, conn: Connection, run_id: int, anchor: dt.datetime) -> dict[str, int]:
         """Link new or changed driver accounts into the registry (before leads)."""
         with self._tx(conn):
-            ids = [r[0] for r in self._run_file(conn, "select_work_drivers")]
+            ids = [r[0] for r in self._run_file(conn, "select_work_drivers", {"full_check": self.full})]
         stats = empty_stats()
         for batch in chunks(ids, self.batch_size):
             add_stats(stats, self._with_retries(conn, lambda b=batch: self._identity_batch(conn, DRIVERS, b, run_id, anchor)))
@@ -583,7 +589,7 @@ class ReconcileCabinetLeadsPipeline:
         params = {"ids": keys if table == DRIVERS else ids, "keys": keys, "max_len": MAX_FIELD_LENGTH}
         for r in self._run_file(conn, name, params):
             m = r._asdict()
-            row = _Row(m["source_pk"], m["updated_at"], None, m["linked_person_key"])
+            row = _Row(m["source_pk"], m["updated_at"], None, m["linked_person_key"], m["fingerprint"])
             if m["keys_fresh"]:
                 row.keys = {
                     "phone": m["key_phone"],
@@ -607,6 +613,7 @@ class ReconcileCabinetLeadsPipeline:
                     "source_table": table,
                     "source_pk": [r.source_pk for r in stale],
                     "source_updated_at": [r.updated_at for r in stale],
+                    "source_fingerprint": [r.fingerprint for r in stale],
                     "phone": [r.keys["phone"] for r in stale],
                     "doc": [r.keys["doc"] for r in stale],
                     "license": [r.keys["license"] for r in stale],

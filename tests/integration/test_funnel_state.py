@@ -266,3 +266,27 @@ def test_cli_verify_exits_1_naming_the_differing_leads(pg, db_url, engine, monke
     assert cli.main(["verify"]) == 1
     out = capsys.readouterr().out
     assert "1 difference(s)" in out and "lead 7 (lead_state)" in out
+
+
+def test_edits_without_an_updated_at_bump_are_caught_by_full(pg, engine):
+    """Loaders forget to bump updated_at: the daily verify sees the drift, `--full` repairs it."""
+    add_driver(pg, "D1", phone="961000001", first="Ana", last="Rojas")
+    trips(pg, "D1", "2026-03-11", 2)
+    add_lead(pg, 1, phone="12", first="Ana", last="Rojas")  # no valid key yet
+    add_lead(pg, 2, phone="961000001", first="Ana", last="Rojas")
+    run_and_verify(engine)
+    assert state(pg, 1)[0] == "NO_IDENTITY" and state(pg, 2)[0] == "TRIPS_NO_CLAIM"
+
+    pg.execute("update public.module_ct_cabinet_leads set phone = '961 000 001' where id = 1")  # same updated_at
+    pg.execute("update public.module_ct_cabinet_leads set lead_created_at = '2026-01-10 15:00+00' where id = 2")
+    plain = ReconcileCabinetLeadsPipeline(engine)
+    plain.run_reconcile(anchor=ANCHOR)
+    assert state(pg, 1)[0] == "NO_IDENTITY"  # not re-read: its updated_at did not change
+    total, diffs = plain.verify()
+    assert total == 2 and {d.lead_id for d in diffs} == {2}  # its state and its worklist row drifted
+
+    full = ReconcileCabinetLeadsPipeline(engine, full=True).run_reconcile(anchor=ANCHOR)
+    assert full["processed"] == 2 and full["newly_linked"] == 1
+    assert state(pg, 1)[0] == "TRIPS_NO_CLAIM" and state(pg, 2)[0] == "NO_TRIPS_14D"
+    assert ReconcileCabinetLeadsPipeline(engine).verify()[0] == 0
+    assert ReconcileCabinetLeadsPipeline(engine, full=True).run_reconcile(anchor=ANCHOR)["processed"] == 0

@@ -25,7 +25,10 @@ select
     left(d.document_number, %(max_len)s) as document_number,
     left(d.license_number, %(max_len)s) as license_number,
     left(d.plate, %(max_len)s) as plate,
-    coalesce(rk.source_updated_at = d.updated_at, false) as keys_fresh,
+    ops.driver_fingerprint(d) as fingerprint,
+    coalesce(
+        rk.source_updated_at = d.updated_at and rk.source_fingerprint = ops.driver_fingerprint(d), false
+    ) as keys_fresh,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,

@@ -24,7 +24,10 @@ select
     left(l.document_number, %(max_len)s) as document_number,
     left(l.license_number, %(max_len)s) as license_number,
     left(l.plate, %(max_len)s) as plate,
-    coalesce(rk.source_updated_at = l.updated_at, false) as keys_fresh,
+    ops.lead_fingerprint(l) as fingerprint,
+    coalesce(
+        rk.source_updated_at = l.updated_at and rk.source_fingerprint = ops.lead_fingerprint(l), false
+    ) as keys_fresh,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,

@@ -3,8 +3,9 @@
 -- of limbo_stages (a lead without kept state counts as NO_IDENTITY), optionally restricted to a lead
 -- id range (one mapped Airflow task).
 -- Needs identity work: never normalised, or changed upstream since (its stored keys are older than
--- its updated_at). Unlinked, unchanged leads are not re-matched: candidate sets only grow, so an
--- AMBIGUOUS or NO_CANDIDATES outcome can only change when the lead's own data changes. Everything
+-- its updated_at; with `full_check`, also when its fingerprint differs from the stored one).
+-- Unlinked, unchanged leads are not re-matched: candidate sets only grow, so an AMBIGUOUS or
+-- NO_CANDIDATES outcome can only change when the lead's own data changes. Everything
 -- else that moves a lead's stage (driver accounts, trips, claims, configuration, deletions) marks
 -- the lead instead (funnel_state/mark_changes.sql), and its state is recomputed without identity work.
 with
@@ -16,6 +17,7 @@ params as (
         %(process_recent)s::boolean as process_recent,
         %(process_limbo)s::boolean as process_limbo,
         %(limbo_stages)s::text[] as limbo_stages,
+        %(full_check)s::boolean as full_check,
         coalesce(%(lo)s::bigint, -9223372036854775808) as lo,
         coalesce(%(hi)s::bigint, 9223372036854775807) as hi
 ),
@@ -23,7 +25,8 @@ params as (
 scoped as (
     select
         l.id as lead_id,
-        l.updated_at
+        l.updated_at,
+        case when p.full_check then ops.lead_fingerprint(l) end as fingerprint
     from public.module_ct_cabinet_leads as l
     cross join params as p
     left join ops.lead_state as s on l.id = s.lead_id
@@ -43,5 +46,8 @@ select scoped.lead_id
 from scoped
 left join canon.record_keys as rk
     on rk.source_table = 'module_ct_cabinet_leads' and rk.source_pk = scoped.lead_id::text
-where rk.source_updated_at is distinct from scoped.updated_at
+where
+    rk.source_updated_at is distinct from scoped.updated_at
+    -- --full: also a row edited without bumping updated_at
+    or (scoped.fingerprint is not null and rk.source_fingerprint is distinct from scoped.fingerprint)
 order by scoped.lead_id

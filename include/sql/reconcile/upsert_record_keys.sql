@@ -1,13 +1,14 @@
 -- Store freshly normalised keys (only for records whose source changed). The source's updated_at
 -- comes back as the text the load statement sent, so any timestamp round-trips exactly.
 insert into canon.record_keys (
-    source_table, source_pk, source_updated_at, phone, doc, license, plate,
+    source_table, source_pk, source_updated_at, source_fingerprint, phone, doc, license, plate,
     name_folded, given_name, problems, invalid_reason
 )
 select
     %(source_table)s,
     r.source_pk,
     r.source_updated_at::timestamptz,
+    r.source_fingerprint,
     r.phone,
     r.doc,
     r.license,
@@ -20,6 +21,7 @@ from
     unnest(
         %(source_pk)s::text[],
         %(source_updated_at)s::text[],
+        %(source_fingerprint)s::bigint[],
         %(phone)s::text[],
         %(doc)s::text[],
         %(license)s::text[],
@@ -30,11 +32,12 @@ from
         %(invalid_reason)s::text[]
     )
         as r (
-            source_pk, source_updated_at, phone, doc, license, plate,
+            source_pk, source_updated_at, source_fingerprint, phone, doc, license, plate,
             name_folded, given_name, problems, invalid_reason
         )
 on conflict (source_table, source_pk) do update set
     source_updated_at = excluded.source_updated_at,
+    source_fingerprint = excluded.source_fingerprint,
     phone = excluded.phone,
     doc = excluded.doc,
     license = excluded.license,
