@@ -42,10 +42,15 @@ def explain_lead(conn, lead_id: int) -> dict | None:
     out: dict = {"lead": lead, "link": None, "unmatched": [], "person_keys": [], "driver_accounts": [],
                  "claims": [], "worklist": _rows(conn, "worklist", lead_id=lead_id)}
     links = _rows(conn, "link", lead_id=lead_id)
+    out["unmatched"] = _rows(conn, "unmatched", lead_id=lead_id)
+    out["conflict"] = None
     if links:
         out["link"] = links[0]
-    else:
-        out["unmatched"] = _rows(conn, "unmatched", lead_id=lead_id)
+        # a LINK_CONFLICT recorded when its current keys were normalised (not one an edit since undid)
+        latest = out["unmatched"][0] if out["unmatched"] else None
+        if latest and latest["reason_code"] == "LINK_CONFLICT" and lead["normalised_at"] is not None \
+                and latest["recorded_at"] >= lead["normalised_at"]:
+            out["conflict"] = latest
     person = lead["person_key"]
     if person is not None:
         out["person_keys"] = _rows(conn, "person_keys", person_key=person)
@@ -106,6 +111,14 @@ def format_explanation(x: dict) -> str:
             f"(run {link['run_id']}, {link['linked_at']:%Y-%m-%d %H:%M})"
         )
         out += ["    " + line for line in _evidence_lines(link["evidence"])]
+        conflict = x.get("conflict")
+        if conflict:
+            ev = conflict["evidence"]
+            others = ", ".join(f"person {c['person_key']}" for c in ev.get("candidates", [])) or "none"
+            out.append(f"  CONFLICT (snapshot {conflict['snapshot_date']}, run {conflict['run_id']}): the lead is "
+                       f"linked to person {ev.get('linked_person')} but its current keys point to {others}; "
+                       "the link stays until a reviewer decides")
+            out += ["    " + line for line in _evidence_lines(ev)]
     elif x["unmatched"]:
         u = x["unmatched"][0]
         out.append(f"  identity: not linked, {u['reason_code']} (snapshot {u['snapshot_date']}, run {u['run_id']})")

@@ -30,6 +30,7 @@ KEY_TYPES = ("PHONE", "DOC", "LICENSE")
 NO_CANDIDATES = "NO_CANDIDATES"
 AMBIGUOUS = "AMBIGUOUS"
 INVALID_DATA = "INVALID_DATA"
+LINK_CONFLICT = "LINK_CONFLICT"
 NEW_IDENTITY = "NEW_IDENTITY"
 
 
@@ -213,6 +214,39 @@ def match_batch(
             Link(rec, person_key, rule, {"rule": rule, "matched_keys": {k: rec.keys[k] for k in kinds},
                                          "attached_keys": attached, "candidate": candidates[0], **_keys_evidence(rec)})
         )
+    return out
+
+
+def link_conflicts(
+    linked: list[tuple[Record, int]], key_owners: dict[tuple[str, str], int], persons: dict[int, Person]
+) -> list[Unmatched]:
+    """Records already linked (C0.1: the link stays) whose current keys point to another person, or
+    whose DOC or LICENSE now differs from their person's: each a LINK_CONFLICT for review."""
+    out = []
+    for rec, person_key in linked:
+        if rec.invalid_reason or not rec.keys:
+            continue
+        person = persons.get(person_key, Person(person_key))
+        others: dict[int, dict[str, str]] = {}
+        for key_type, value in rec.keys.items():
+            owner = key_owners.get((key_type, value))
+            if owner is not None and owner != person_key:
+                others.setdefault(owner, {})[key_type] = value
+        conflicting = {}
+        doc, lic = rec.keys.get("DOC"), rec.keys.get("LICENSE")
+        if doc and person.doc and doc != person.doc:
+            conflicting["DOC"] = {"record": doc, "person": person.doc}
+        if lic and person.licenses and lic not in person.licenses:
+            conflicting["LICENSE"] = {"record": lic, "person": sorted(person.licenses)}
+        if others or conflicting:
+            why = "its keys now point to another person" if others else "its keys now differ from its person's"
+            out.append(Unmatched(rec, LINK_CONFLICT, {
+                "why": f"linked record in conflict: {why} (the link stays; review it)",
+                "linked_person": person_key,
+                "candidates": [{"person_key": p, "matched_keys": ks} for p, ks in sorted(others.items())],
+                "conflicting_keys": conflicting,
+                **_keys_evidence(rec),
+            }))
     return out
 
 

@@ -60,6 +60,7 @@ EXTRA_KEYS = (
     "worklist_opened",
     "worklist_resolved",
     "worklist_closed",
+    "link_conflicts",
     "state_refreshed",
     "leads_marked",
     "unmatched_carried_forward",
@@ -117,6 +118,7 @@ class _Row:
     keys: dict | None
     linked_person_key: int | None
     fingerprint: int | None = None  # of the fields the job uses (ops.lead_fingerprint / driver_fingerprint)
+    renormalised: bool = False  # new or changed upstream: its keys were normalised in this batch
 
 
 class ReconcileCabinetLeadsPipeline:
@@ -559,10 +561,13 @@ class ReconcileCabinetLeadsPipeline:
             self._exec(conn, "select pg_advisory_xact_lock(%(k)s)", {"k": IDENTITY_LOCK_KEY})
             rows = self._load_batch(conn, table, ids, anchor)
             records = [r for r in rows if r.linked_person_key is None]
-            decisions = self._decide(conn, records)
+            # linked records whose keys changed: the link stays (C0.1), a conflict is surfaced
+            edited = [r for r in rows if r.linked_person_key is not None and r.renormalised]
+            decisions = self._decide(conn, records, edited)
             self._write_decisions(conn, table, decisions, run_id, anchor)
 
             counts = Counter(u.reason_code for u in decisions.unmatched)
+            stats["link_conflicts"] = counts[identity.LINK_CONFLICT]
             if table == LEADS:
                 stats["processed"] = len(rows)
                 stats["newly_linked"] = len(decisions.links)
@@ -603,6 +608,7 @@ class ReconcileCabinetLeadsPipeline:
                 }
             else:
                 row.keys = normalise_row(m, anchor)
+                row.renormalised = True
                 stale.append(row)
             rows.append(row)
         if stale:
@@ -626,23 +632,11 @@ class ReconcileCabinetLeadsPipeline:
             )
         return rows
 
-    def _decide(self, conn: Connection, rows: list[_Row]) -> identity.BatchDecisions:
-        records = [
-            identity.Record(
-                source_pk=r.source_pk,
-                keys={
-                    k: v
-                    for k, v in (("PHONE", r.keys["phone"]), ("DOC", r.keys["doc"]), ("LICENSE", r.keys["license"]))
-                    if v
-                },
-                name=r.keys["name_folded"] or "",
-                given_name=r.keys["given_name"] or "",
-                problems=tuple(r.keys["problems"]),
-                invalid_reason=r.keys["invalid_reason"],
-            )
-            for r in rows
-        ]
-        wanted = sorted({(k, v) for rec in records if not rec.invalid_reason for k, v in rec.keys.items()})
+    def _decide(self, conn: Connection, rows: list[_Row], edited: Sequence[_Row] = ()) -> identity.BatchDecisions:
+        records = [_record(r) for r in rows]
+        linked = [(_record(r), r.linked_person_key) for r in edited]
+        every = records + [rec for rec, _ in linked]
+        wanted = sorted({(k, v) for rec in every if not rec.invalid_reason for k, v in rec.keys.items()})
         owners: dict[tuple[str, str], int] = {}
         persons: dict[int, identity.Person] = {}
         hot: dict[tuple[str, str], dict] = {}
@@ -651,15 +645,19 @@ class ReconcileCabinetLeadsPipeline:
             for f in self._run_file(conn, "find_key_owners", keys):
                 owners[(f.key_type, f.key_value)] = f.person_key
                 persons[f.person_key] = identity.Person(f.person_key, f.person_doc, f.name_folded, f.given_name)
-            if persons:
-                for f in self._run_file(conn, "person_profiles", {"person_keys": sorted(persons)}):
-                    person = persons[f.person_key]
+            profiled = sorted(set(persons) | {p for _, p in linked})
+            if profiled:
+                for f in self._run_file(conn, "person_profiles", {"person_keys": profiled}):
+                    person = persons.setdefault(f.person_key, identity.Person(f.person_key))
+                    person.doc = person.doc or f.doc
                     person.licenses = set(f.licenses)
                     person.names = list(zip(f.given_names, f.full_names, strict=True))
             found = self._run_file(conn, "find_hot_keys", {**keys, "hot_limit": self.hot_key_limit, "scan": HOT_KEY_SCAN})
             for f in found:
                 hot[(f.key_type, f.key_value)] = {"records": f.records, "given_names": f.given_names, "docs": f.docs}
-        return identity.match_batch(records, owners, persons, hot)
+        decisions = identity.match_batch(records, owners, persons, hot)
+        decisions.unmatched += identity.link_conflicts(linked, owners, persons)
+        return decisions
 
     def _write_decisions(
         self, conn: Connection, table: str, d: identity.BatchDecisions, run_id: int, anchor: dt.datetime
@@ -733,6 +731,19 @@ class ReconcileCabinetLeadsPipeline:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _record(r: _Row) -> identity.Record:
+    """What the matcher sees of a loaded row: its valid strong keys, folded names, problems."""
+    return identity.Record(
+        source_pk=r.source_pk,
+        keys={k: v for k, v in (("PHONE", r.keys["phone"]), ("DOC", r.keys["doc"]), ("LICENSE", r.keys["license"]))
+              if v},
+        name=r.keys["name_folded"] or "",
+        given_name=r.keys["given_name"] or "",
+        problems=tuple(r.keys["problems"]),
+        invalid_reason=r.keys["invalid_reason"],
+    )
 
 
 def _resolve_temp(evidence: dict, key_of) -> dict:

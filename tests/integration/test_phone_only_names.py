@@ -78,3 +78,42 @@ def test_a_doc_agreeing_needs_no_names(pg, engine):
     add_lead(pg, 1, phone=PHONE, doc="45873216", first=None, last=None)
     run(engine)
     assert link_of(pg, "module_ct_cabinet_leads", 1)[1] == "MATCH_DOC_PHONE"
+
+
+def _linked_then_edited(pg, engine, *, bump: bool, **edit) -> tuple[int, int]:
+    add_driver(pg, "D1", phone="951736284", doc="45873216", first="Juan", last="Quispe Mamani")
+    add_driver(pg, "D2", phone="984217563", doc="41736285", first="Rosa", last="Flores Peña")
+    add_lead(pg, 1, phone="951736284", doc="45873216", first="Juan", last="Quispe Mamani")
+    run(engine)
+    juan, rosa = (link_of(pg, "drivers", d)[0] for d in ("D1", "D2"))
+    sets = ", ".join(f"{k} = %({k})s" for k in edit) + (", updated_at = updated_at + interval '1 day'" if bump else "")
+    pg.execute(f"update public.module_ct_cabinet_leads set {sets} where id = 1", edit)  # noqa: S608
+    return juan, rosa
+
+
+@pytest.mark.parametrize("bump", [True, False], ids=["updated_at-bumped", "not-bumped-caught-by-full"])
+def test_an_edit_pointing_a_linked_lead_to_another_person_is_a_link_conflict(pg, engine, bump):
+    from cabinet_leads import ReconcileCabinetLeadsPipeline, explain
+    from tests.integration.test_identity_rules import ANCHOR
+
+    juan, rosa = _linked_then_edited(pg, engine, bump=bump, phone="984217563")
+    stats = ReconcileCabinetLeadsPipeline(engine).run_reconcile(anchor=ANCHOR)
+    if not bump:
+        assert stats["link_conflicts"] == 0  # updated_at unchanged: not re-read by a plain run
+        stats = ReconcileCabinetLeadsPipeline(engine, full=True).run_reconcile(anchor=ANCHOR)
+    assert stats["link_conflicts"] == 1
+    assert link_of(pg, "module_ct_cabinet_leads", 1)[0] == juan  # C0.1: the link stays
+    reason, evidence = unmatched_of(pg, 1)
+    assert reason == "LINK_CONFLICT" and evidence["linked_person"] == juan
+    assert evidence["candidates"] == [{"person_key": rosa, "matched_keys": {"PHONE": "+51984217563"}}]
+    text = explain.format_explanation(explain.explain_lead(pg, 1))
+    assert "CONFLICT" in text and f"linked to person {juan}" in text and f"person {rosa}" in text
+
+
+def test_a_linked_lead_whose_doc_now_differs_is_a_link_conflict(pg, engine):
+    juan, _ = _linked_then_edited(pg, engine, bump=True, document_number="47382916")
+    run(engine)
+    reason, evidence = unmatched_of(pg, 1)
+    assert reason == "LINK_CONFLICT"
+    assert evidence["conflicting_keys"] == {"DOC": {"record": "DNI:47382916", "person": "DNI:45873216"}}
+    assert link_of(pg, "module_ct_cabinet_leads", 1)[0] == juan

@@ -25,7 +25,8 @@ select
     rk.license as key_license,
     rk.plate as key_plate,
     rk.problems,
-    rk.invalid_reason
+    rk.invalid_reason,
+    rk.normalised_at
 from public.module_ct_cabinet_leads as l
 inner join ops.v_cabinet_leads_limbo as v on l.id = v.lead_id
 left join canon.record_keys as rk

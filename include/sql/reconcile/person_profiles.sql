@@ -1,6 +1,7 @@
--- What the matcher needs of each candidate person beyond its keys (C0.3): its licences (a record
--- whose LICENSE differs from them conflicts) and the names of the records linked to it, at most 20
--- distinct (a link through the phone alone needs the names to agree with one of them).
+-- What the matcher needs of each candidate or linked person beyond its keys (C0.3): its DOC and
+-- licences (a record whose DOC or LICENSE differs from them conflicts) and the names of the records
+-- linked to it, at most 20 distinct (a link through the phone alone needs the names to agree with
+-- one of them).
 with
 
 wanted as (
@@ -10,6 +11,10 @@ wanted as (
 
 select
     wanted.person_key,
+    (
+        select pk.key_value from canon.person_keys as pk
+        where pk.person_key = wanted.person_key and pk.key_type = 'DOC'
+    ) as doc,
     coalesce(lic.licenses, '{}') as licenses,
     coalesce(nm.given_names, '{}') as given_names,
     coalesce(nm.full_names, '{}') as full_names
