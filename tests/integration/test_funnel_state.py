@@ -290,3 +290,13 @@ def test_edits_without_an_updated_at_bump_are_caught_by_full(pg, engine):
     assert state(pg, 1)[0] == "TRIPS_NO_CLAIM" and state(pg, 2)[0] == "NO_TRIPS_14D"
     assert ReconcileCabinetLeadsPipeline(engine).verify()[0] == 0
     assert ReconcileCabinetLeadsPipeline(engine, full=True).run_reconcile(anchor=ANCHOR)["processed"] == 0
+
+
+def test_verify_does_not_count_leads_waiting_for_their_recompute(pg, engine):
+    add_lead(pg, 1, phone="961000001", first="Ana")
+    run_and_verify(engine)
+    pg.execute("update ops.lead_state set limbo_stage = 'OK' where lead_id = 1")
+    pg.execute("insert into ops.lead_marks (lead_id) values (1)")  # a run marked it and is under way
+    assert ReconcileCabinetLeadsPipeline(engine).verify()[0] == 0
+    pg.execute("delete from ops.lead_marks")
+    assert ReconcileCabinetLeadsPipeline(engine).verify()[0] == 1

@@ -1,6 +1,7 @@
 -- The kept funnel state against the live views, in full: every lead whose ops.lead_state row
 -- differs from ops.v_cabinet_leads_limbo (or exists on one side only), and every (lead, milestone)
--- whose open worklist row differs from ops.v_cabinet_lead_milestones' unclaimed milestones.
+-- whose open worklist row differs from ops.v_cabinet_lead_milestones' unclaimed milestones; leads
+-- still marked for a recompute (ops.lead_marks: a run is under way) are not counted.
 -- Returns at most max_rows differences, each with the total count of differences.
 with
 
@@ -80,6 +81,12 @@ diffs as (
     select * from state_diff
     union all
     select * from worklist_diff
+),
+
+-- a lead still marked is waiting for its recompute (a run is under way): not drift
+pending as (
+    select m.lead_id
+    from ops.lead_marks as m
 )
 
 select
@@ -90,5 +97,10 @@ select
     diffs.kept,
     count(*) over () as total
 from diffs
+where
+    not exists (
+        select 1 from pending
+        where pending.lead_id = diffs.lead_id
+    )
 order by diffs.lead_id, diffs.what, diffs.milestone
 limit %(max_rows)s
