@@ -226,7 +226,7 @@ def reconcile_cabinet_leads_pipeline():
     def audit_weekly_funnel(run: dict, recent: dict, limbo: list[dict] | None, params=None) -> dict:
         """Weekly funnel view, after-snapshot, statistics summed over all tasks, run record."""
         from cabinet_leads import funnel
-        from cabinet_leads.pipeline import add_stats, empty_stats, merge_stats
+        from cabinet_leads.pipeline import add_stats, empty_stats
 
         pipeline = _pipeline(params)
         parts = list(limbo or [])  # a lazy sequence of the mapped results
@@ -234,8 +234,8 @@ def reconcile_cabinet_leads_pipeline():
         for part in parts:
             add_stats(stats, part)
         stats["limbo_batch_tasks"] = len(parts)
-        merge_stats(stats, pipeline.finish_work(run["run_id"], _anchor(run), params["recent_days"],
-                                                dry_run=params["dry_run"]))
+        add_stats(stats, pipeline.finish_work(run["run_id"], _anchor(run), params["recent_days"],
+                                              dry_run=params["dry_run"]))
         with pipeline.db.connect() as conn:
             weeks = funnel.weekly_audit(conn, weeks=4)
         stats["limbo_before"] = run["limbo_before"]

@@ -85,20 +85,13 @@ def empty_stats() -> dict[str, int]:
     return dict.fromkeys(STAT_KEYS + EXTRA_KEYS, 0)
 
 
-def merge_stats(total: dict, part: dict) -> dict:
+def add_stats(total: dict, part: dict) -> dict:
     """``total`` with ``part``'s counts added and its other values (snapshots, metrics) set."""
     for key, value in part.items():
         if isinstance(value, int) and not isinstance(value, bool):
             total[key] = total.get(key, 0) + value
         else:
             total[key] = value
-    return total
-
-
-def add_stats(total: dict, part: dict) -> dict:
-    for key, value in part.items():
-        if isinstance(value, int):
-            total[key] = total.get(key, 0) + value
     return total
 
 
@@ -230,12 +223,12 @@ class ReconcileCabinetLeadsPipeline:
                 with self._work(conn, dry_run):
                     if snapshots:
                         stats["limbo_before"] = self.snapshot_limbo(conn, run_id, "before", anchor, recent_days)
-                    merge_stats(stats, self._recent_step(conn, run_id, anchor, recent_days, process_recent))
+                    add_stats(stats, self._recent_step(conn, run_id, anchor, recent_days, process_recent))
                     if process_limbo:
-                        merge_stats(stats, self._range_step(conn, None, None, run_id=run_id, anchor=anchor,
+                        add_stats(stats, self._range_step(conn, None, None, run_id=run_id, anchor=anchor,
                                                             process_recent=False, process_limbo=True,
                                                             limbo_stages=stages))
-                    merge_stats(stats, self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
+                    add_stats(stats, self._finish_work(conn, run_id, anchor, recent_days, snapshots=snapshots))
             except BaseException as exc:
                 timeout = self._as_timeout(exc)
                 error = str(timeout) if timeout else f"{type(exc).__name__}: {exc}"
@@ -258,12 +251,12 @@ class ReconcileCabinetLeadsPipeline:
         self, conn: Connection, run_id: int, anchor: dt.datetime, recent_days: int, include_leads: bool
     ) -> dict:
         stats = self.reconcile_drivers(conn, run_id, anchor)
-        merge_stats(stats, changes.mark_changes(self.session, conn))
+        add_stats(stats, changes.mark_changes(self.session, conn))
         if include_leads:
             ids = self.select_work_leads(
                 conn, anchor=anchor, recent_days=recent_days, process_recent=True, process_limbo=False
             )
-            merge_stats(stats, self._lead_batches(conn, ids, run_id, anchor))
+            add_stats(stats, self._lead_batches(conn, ids, run_id, anchor))
         return stats
 
     def _range_step(self, conn: Connection, lo: int | None, hi: int | None, *, run_id: int, anchor: dt.datetime,
@@ -857,4 +850,4 @@ def _aware(ts: dt.datetime) -> dt.datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
-__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats", "merge_stats"]
+__all__ = ["ReconcileCabinetLeadsPipeline", "LeadRange", "STAT_KEYS", "empty_stats", "add_stats"]
