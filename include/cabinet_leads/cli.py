@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -27,6 +26,7 @@ import psycopg
 import sqlalchemy.exc
 
 from cabinet_leads import db, funnel
+from cabinet_leads.params import parse_duration
 
 log = logging.getLogger("cabinet_leads")
 
@@ -46,21 +46,13 @@ MAX_DURATION_S = 3650 * 86400
 
 
 def _duration(value: str) -> int:
-    """'2h', '90m', '45s' or plain seconds -> seconds (positive, finite, at most ten years)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = value.strip().lower()
+    """'2h', '90m', '45s' or plain seconds -> whole seconds (positive, finite, at most ten years)."""
     try:
-        if text and text[-1] in units:
-            number = float(text[:-1]) * units[text[-1]]
-        else:
-            number = float(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration like 2h, 90m or 3600, got {value!r}") from None
-    if not math.isfinite(number) or number > MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"duration must be a finite number up to 3650d, got {value!r}")
-    seconds = int(number)
+        seconds = int(parse_duration(value, maximum_s=MAX_DURATION_S))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {value!r}")
+        raise argparse.ArgumentTypeError(f"a duration must be at least one second, got {value!r}")
     return seconds
 
 

@@ -37,6 +37,7 @@ from cabinet_leads.engine import changes, funnel_state
 from cabinet_leads.engine.session import DRIVERS, LEADS, StatementCounter, WorkSession
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
 from cabinet_leads.normalize import MAX_FIELD_LENGTH, normalize_record
+from cabinet_leads.params import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -793,25 +794,15 @@ def normalise_row(m, anchor: dt.datetime) -> dict:
 
 
 def _env_duration_ms(name: str) -> int | None:
-    """Milliseconds from an environment variable such as ``30s``, ``5min``, ``2h`` or ``1500`` (ms);
-    None when unset."""
-    text = os.environ.get(name, "").strip().lower()
+    """Milliseconds from an environment variable such as ``30s``, ``5min``, ``2h`` or ``1500`` (bare
+    numbers are milliseconds, as in PostgreSQL's statement_timeout), at most 24 h; None when unset."""
+    text = os.environ.get(name, "").strip()
     if not text:
         return None
-    units = {"ms": 1, "s": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            number, factor = text[: -len(unit)].strip(), units[unit]
-            break
-    else:
-        number, factor = text, 1
     try:
-        value = float(number) * factor
-    except ValueError:
-        value = -1.0
-    if not 1 <= value <= 24 * 3_600_000 or value != value:
-        raise ValueError(f"{name} must be a duration such as 30s, 5min or 1500 (ms), at most 24h, got {text!r}")
-    return int(value)
+        return int(parse_duration(text, bare_unit="ms", maximum_s=24 * 3600) * 1000)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a duration such as 30s, 5min or 1500 (ms), at most 24h ({exc})") from None
 
 
 def _env_int(name: str, default: int, low: int, high: int) -> int:
