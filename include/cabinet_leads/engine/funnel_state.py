@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from cabinet_leads.engine.session import WorkSession
 
-REFRESH_CHUNK = 1000  # leads recomputed per transaction
+REFRESH_CHUNK = 20_000  # leads recomputed per transaction (one set-based statement)
 
 
 def refresh_marked(
@@ -27,13 +27,10 @@ def refresh_marked(
                                                         {"lo": lo, "hi": hi, "n": chunk})]
             if not ids:
                 return stats
-            moved = session.run_file(conn, "funnel_state/refresh_lead_state", {"ids": ids, "run_id": run_id}).fetchone()
-            worklist = session.run_file(conn, "funnel_state/sync_claim_worklist",
-                                        {"ids": ids, "run_id": run_id}).fetchone()
+            moved = session.run_file(conn, "funnel_state/refresh_marked", {"ids": ids, "run_id": run_id}).fetchone()
         stats["state_refreshed"] += len(ids)
-        stats["newly_driver_mapped"] += moved.newly_driver_mapped
-        for key in ("worklist_opened", "worklist_resolved", "worklist_closed"):
-            stats[key] += getattr(worklist, key)
+        for key in ("newly_driver_mapped", "worklist_opened", "worklist_resolved", "worklist_closed"):
+            stats[key] += getattr(moved, key)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
--- One scan of the limbo view gives: the distribution of all leads per stage (with the leads of the
--- last `recent_days` days and of the last 7 days: the limbo_no_identity alert uses the latter),
--- stored in ops.limbo_snapshots for trends; and, for the after-snapshot, leads per week and stage
--- of the last 12 weeks, stored in ops.weekly_funnel_snapshots for the dashboard.
+-- One scan of the kept funnel state (ops.v_cabinet_leads_limbo_kept) gives: the distribution of all
+-- leads per stage (with the leads of the last `recent_days` days and of the last 7 days: the
+-- limbo_no_identity alert uses the latter), stored in ops.limbo_snapshots for trends; and, for the
+-- after-snapshot, leads per week and stage of the last 12 weeks, stored in
+-- ops.weekly_funnel_snapshots for the dashboard.
 with
 
 params as (
@@ -18,7 +19,7 @@ grouped as (
         count(*)::integer as lead_count,
         (count(*) filter (where v.lead_date > p.anchor_date - p.recent_days))::integer as recent_count,
         (count(*) filter (where v.lead_date > p.anchor_date - 7))::integer as week_count
-    from ops.v_cabinet_leads_limbo as v
+    from ops.v_cabinet_leads_limbo_kept as v
     cross join params as p
     group by grouping sets ((v.limbo_stage), (v.week_start, v.limbo_stage))
 ),
