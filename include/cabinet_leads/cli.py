@@ -71,7 +71,7 @@ def _checked(param: RunParameter) -> Callable[[str], object]:
     def parse(value: str):
         try:
             if param.unit == "s":
-                return param.check(parse_duration(value, maximum_s=param.maximum), label=param.cli)
+                return param.check(parse_duration(value, maximum_s=MAX_DURATION_S), label=param.cli)
             return param.check(value, label=param.cli)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,6 +18,7 @@ batches logs every batch and a long one every few batches, never a flood.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -161,7 +162,7 @@ class TerminalBar(Progress):
         super().__init__(clock)
         self.stream = stream
         self.every_s = every_s
-        self.columns = columns or (lambda: shutil.get_terminal_size((80, 24)).columns)
+        self.columns = columns or (lambda: terminal_columns(self.stream or sys.stderr))
         self.drawn: float | None = None
         self.width = 0
 
@@ -193,6 +194,15 @@ class TerminalBar(Progress):
             (self.stream or sys.stderr).write("\n")
             (self.stream or sys.stderr).flush()
             self.drawn = None
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to (stdout may be redirected while stderr is not);
+    else COLUMNS or 80, as ``shutil.get_terminal_size`` decides."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 def for_stream(stream: TextIO | None = None, *, bar: bool = True) -> Progress:
