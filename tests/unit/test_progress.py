@@ -58,16 +58,25 @@ def test_bar_rendering_fits_the_terminal():
     clock.now += 2
     bar.advance(250)
     line = bar.render()
-    assert line == "[##########..............................]  250/1,000 leads (25%), 125 leads/s, ETA 6 s"
-    assert len(line) < 100
-    narrow = TerminalBar(io.StringIO(), clock=clock, columns=lambda: 60)
+    assert line == "[#######.......................] 250/1,000 leads  25% 125/s ETA 6 s"
+    clock.now += 1000
+    bar.advance(749)
+    assert bar.render() == "[#############################.] 999/1,000 leads 100% 1/s ETA 1 s"  # same width
+    narrow = TerminalBar(io.StringIO(), clock=clock, columns=lambda: 80)
     narrow.add_total(1000)
     clock.now += 2
     narrow.advance(500)
-    assert narrow.render() == "[######......]  500/1,000 leads (50%), 250 leads/s, ETA 2 s"  # the bar shrinks
+    assert narrow.render() == "[##########..........] 500/1,000 leads  50% 250/s ETA 2 s"  # the bar shrinks
+    big = TerminalBar(io.StringIO(), clock=clock, columns=lambda: 80)
+    big.add_total(2_000_000)
+    clock.now += 1000
+    big.advance(1_000_000)
+    assert len(big.render()) <= 79 and big.render().endswith("ETA 16 min 40 s")  # millions fit in 80 columns
     tiny = TerminalBar(io.StringIO(), clock=clock, columns=lambda: 30)
     tiny.add_total(10)
-    assert tiny.render() == "0/10 leads (0%), ? leads/s, E"  # no room for a bar: the text, cut
+    assert tiny.render() == "0/10 leads   0% ?/s ETA ?"  # no room for a bar: the text alone
+    tiny.total = 10**9
+    assert tiny.render() == "0/1,000,000,000 leads   0% ?/"  # cut to the width, the last column left free
 
 
 def test_bar_redraws_in_place_at_most_every_tenth_of_a_second_and_ends_its_line():
@@ -83,7 +92,7 @@ def test_bar_redraws_in_place_at_most_every_tenth_of_a_second_and_ends_its_line(
     assert out.getvalue().count("\r") == 2
     bar.close()  # the final state, then the end of the line
     text = out.getvalue()
-    assert text.count("\r") == 3 and text.endswith("500/500 leads (100%), 2,083 leads/s, ETA 0 s\n")
+    assert text.count("\r") == 3 and text.endswith("500/500 leads 100% 2,083/s ETA 0 s\n")
     assert "\n" not in text[:-1]  # one line, redrawn
 
 

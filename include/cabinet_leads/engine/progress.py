@@ -44,7 +44,7 @@ class Progress:
         if self.started is None:
             self.started = self.clock()
         self.total += leads
-        self.changed(step_done=leads == 0)
+        self.changed(step_done=False)
 
     def advance(self, leads: int) -> None:
         """A batch of ``leads`` leads is done."""
@@ -155,7 +155,7 @@ class LogLines(_Lines):
 
 
 class TerminalBar(Progress):
-    """One line redrawn in place: ``[#####.....]  12,000/100,000 leads (12%), 2,100 leads/s, ETA 42 s``."""
+    """One line redrawn in place: ``[#####.....] 12,000/100,000 leads  12% 2,100/s ETA 42 s``."""
 
     def __init__(self, stream: TextIO | None = None, *, every_s: float = 0.1,
                  clock: Callable[[], float] = time.monotonic, columns: Callable[[], int] | None = None) -> None:
@@ -167,13 +167,17 @@ class TerminalBar(Progress):
         self.width = 0
 
     def render(self) -> str:
-        """The line for a terminal of ``columns()`` columns (the bar shrinks, then goes)."""
-        text = self.summary()
+        """The line for a terminal of ``columns()`` columns: a bar of a width that depends on the
+        terminal only (it does not jump as the numbers grow), narrower on a narrow terminal, none
+        on a very narrow one."""
+        rate = self.rate
+        text = (f"{self.done:,}/{self.total:,} leads {self.fraction:4.0%} "
+                f"{f'{rate:,.0f}' if rate is not None else '?'}/s ETA {format_seconds(self.eta)}")
         room = self.columns() - 1  # never the last column: some terminals wrap there
-        bar_width = min(40, room - len(text) - 4)
+        bar_width = min(30, room - 59)  # 59: the text of a run of millions of leads, and the brackets
         if bar_width >= 10:
             filled = int(self.fraction * bar_width)
-            text = f"[{'#' * filled}{'.' * (bar_width - filled)}]  {text}"
+            text = f"[{'#' * filled}{'.' * (bar_width - filled)}] {text}"
         return text[:room]
 
     def changed(self, *, step_done: bool) -> None:
