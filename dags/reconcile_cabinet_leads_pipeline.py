@@ -28,11 +28,13 @@ the backlog that needs work into contiguous lead-id ranges of whole batches, at 
 `batch_size` leads. Up to 64 × `batch_size` leads that is one instance per batch. Only range
 bounds travel through XCom (never lead lists); statistics are small dicts summed by the audit task.
 
-**Params** (validated before a run is created): `process_recent`, `recent_days` (1–365),
-`process_limbo`, `limbo_stages` (one or more of NO_IDENTITY, NO_DRIVER, TRIPS_NO_CLAIM; a
-multi-select in the trigger form), `batch_size` (50–5000), `dry_run` (each task rolls its own work
-back; run records and snapshots are kept, and later tasks do not see earlier tasks' would-be
-links), `as_of` (optional ISO date-time: the end of the recent window instead of the rule above).
+**Params** (validated before a run is created; defaults, bounds and descriptions come from
+`cabinet_leads.params`, the model the Python API and the CLI check with too): `process_recent`,
+`recent_days` (1–365), `process_limbo`, `limbo_stages` (one or more of NO_IDENTITY, NO_DRIVER,
+TRIPS_NO_CLAIM; a multi-select in the trigger form), `batch_size` (50–5000), `dry_run` (each task
+rolls its own work back; run records and snapshots are kept, and later tasks do not see earlier
+tasks' would-be links), `as_of` (optional ISO date-time: the end of the recent window instead of
+the rule above).
 
 **Alerts.** Task failures email `CABINET_LEADS_ALERT_EMAIL` through `smtp_default` (task-level
 `on_failure_callback`). A run still queued or running `CABINET_LEADS_DEADLINE_MINUTES` (default
@@ -43,7 +45,10 @@ an alert starts to fire, at most one per `cabinet_leads_alert_repeat_hours` whil
 one when it is resolved; backfill runs never alert. "No run at all" is the watchdog DAG's job.
 
 **Logs and XCom.** Each task logs one line `cabinet_leads.task ... <task>: window=... params=...`
-with its counts; each task returns one XCom value (the audit's statistics are one dict).
+with its counts; each task returns one XCom value (the audit's statistics are one dict). While
+they work, `reconcile_recent_leads` and each `reconcile_limbo_batch` log progress lines
+(`cabinet_leads.progress ... reconcile_limbo_batch 1-50000: progress: 12,000/50,000 leads (24%),
+2,100 leads/s, ETA 18 s`) at every tenth of their leads and at least every 10 s.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from airflow.sdk import (
 from cabinet_leads_airflow import (
     SMTP_CONN_ID,
     alert_email,
+    dag_params,
     deadline_alert,
     deadline_minutes,
     default_args,
@@ -71,8 +77,6 @@ from cabinet_leads_airflow import (
     schedule_cron,
     send_email,
 )
-
-from cabinet_leads.funnel import LIMBO_STAGES
 
 DAG_ID = "reconcile_cabinet_leads_pipeline"
 SCHEDULE = schedule_cron()  # CABINET_LEADS_SCHEDULE, default hourly
@@ -93,8 +97,8 @@ if DEADLINE_MINUTES > 0:
     )
 
 
-def _pipeline(params: dict, external_run_id: str | None = None):
-    return pipeline(params["batch_size"], external_run_id)
+def _pipeline(params: dict, external_run_id: str | None = None, progress_label: str | None = None):
+    return pipeline(params["batch_size"], external_run_id, progress_label)
 
 
 def _anchor(run: dict) -> dt.datetime:
@@ -120,21 +124,7 @@ def _window(run: dict, params: dict) -> dict:
         execution_timeout=dt.timedelta(minutes=30), max_retry_delay=dt.timedelta(minutes=10)
     ),
     params={
-        "process_recent": Param(True, type="boolean", description="Reconcile leads of the recent window"),
-        "recent_days": Param(30, type="integer", minimum=1, maximum=365, description="Recent window in days"),
-        "process_limbo": Param(True, type="boolean", description="Work through the limbo backlog"),
-        "limbo_stages": Param(
-            list(LIMBO_STAGES),
-            type="array",
-            items={"type": "string", "enum": list(LIMBO_STAGES)},
-            # the trigger form shows an array with top-level `examples` as a multi-select
-            examples=list(LIMBO_STAGES),
-            minItems=1,
-            uniqueItems=True,
-            description="Limbo stages whose leads are reconciled",
-        ),
-        "batch_size": Param(500, type="integer", minimum=50, maximum=5000, description="Leads per transaction"),
-        "dry_run": Param(False, type="boolean", description="Compute statistics and roll the work back"),
+        **dag_params(),  # process_recent, recent_days, process_limbo, limbo_stages, batch_size, dry_run
         "as_of": Param(
             None,
             type=["null", "string"],
@@ -172,7 +162,7 @@ def reconcile_cabinet_leads_pipeline():
     @task(task_id="reconcile_recent_leads", multiple_outputs=False)
     def reconcile_recent_leads(run: dict, params=None) -> dict:
         """Driver accounts first, then the leads of the recent window that need work."""
-        stats = _pipeline(params).reconcile_recent(
+        stats = _pipeline(params, progress_label="reconcile_recent_leads").reconcile_recent(
             run["run_id"],
             _anchor(run),
             params["recent_days"],
@@ -210,7 +200,8 @@ def reconcile_cabinet_leads_pipeline():
         """Every lead of one range that needs work, in transactions of batch_size leads."""
         from cabinet_leads.pipeline import LeadRange
 
-        stats = _pipeline(params).reconcile_limbo_range(
+        label = f"reconcile_limbo_batch {lead_range['lo']}-{lead_range['hi']}"
+        stats = _pipeline(params, progress_label=label).reconcile_limbo_range(
             run["run_id"], LeadRange(**lead_range), _anchor(run), params["limbo_stages"], dry_run=params["dry_run"]
         )
         log_task(

@@ -25,8 +25,8 @@ from dataclasses import asdict
 import psycopg
 import sqlalchemy.exc
 
-from cabinet_leads import db, funnel
-from cabinet_leads.params import parse_duration
+from cabinet_leads import db, funnel, params
+from cabinet_leads.params import RunParameter, parse_duration
 
 log = logging.getLogger("cabinet_leads")
 
@@ -65,16 +65,30 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _stages(value: str) -> str:
-    from cabinet_leads.funnel import LIMBO_STAGES
+def _checked(param: RunParameter) -> Callable[[str], object]:
+    """argparse type of a run parameter: its model's check (durations parsed first), one line on error."""
 
-    stages = [s.strip().upper() for s in value.split(",") if s.strip()]
-    bad = [s for s in stages if s not in LIMBO_STAGES]
-    if not stages or bad:
-        raise argparse.ArgumentTypeError(
-            f"limbo stages must be a comma-separated list of {','.join(LIMBO_STAGES)}, got {value!r}"
-        )
-    return value
+    def parse(value: str):
+        try:
+            if param.unit == "s":
+                return param.check(parse_duration(value, maximum_s=MAX_DURATION_S), label=param.cli)
+            return param.check(value, label=param.cli)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _add_run_option(parser: argparse.ArgumentParser, param: RunParameter, help_extra: str = "") -> None:
+    """``param``'s option (``param.cli``), its default, check and help all from cabinet_leads.params."""
+    shown = ",".join(param.default) if param.choices else str(param.default).lower()
+    help_text = f"{param.description}{help_extra} (default {shown}; {param.bounds_text()})"
+    if param.is_flag and param.default is False:
+        parser.add_argument(param.cli, dest=param.name, action="store_true", help=f"{param.description}{help_extra}")
+        return
+    metavar = "BOOL" if param.is_flag else "STAGES" if param.choices else "SECONDS" if param.unit == "s" else "N"
+    parser.add_argument(param.cli, dest=param.name, type=_bool if param.is_flag else _checked(param),
+                        default=param.default, metavar=metavar, help=help_text)
 
 
 # C0 controls (tab and newline are decided per call), DEL, C1 controls, the Arabic letter mark,
@@ -182,19 +196,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    from cabinet_leads.engine import progress as engine_progress
     from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline, RunLockTimeout, RunSkipped
 
-    stages = [s.strip().upper() for s in args.limbo_stages.split(",") if s.strip()]
     engine = db.make_engine(_checked_url())
+    # progress on stderr (stdout stays the result, pure JSON with --json): a bar on a terminal,
+    # plain lines otherwise (and with -v, whose log lines would break a bar)
+    progress = None if args.no_progress else engine_progress.for_stream(sys.stderr, bar=not args.verbose)
     pipeline = ReconcileCabinetLeadsPipeline(engine, batch_size=args.batch_size, triggered_by="cli",
-                                             run_lock_timeout=args.wait_for_lock,
-                                             skip_if_running=args.skip_if_running, full=args.full)
+                                             run_lock_timeout=args.run_lock_timeout,
+                                             skip_if_running=args.skip_if_running, full=args.full,
+                                             progress=progress)
     try:
         stats = pipeline.run_reconcile(
             process_recent=args.process_recent,
             recent_days=args.recent_days,
             process_limbo=args.process_limbo,
-            limbo_stages=stages,
+            limbo_stages=args.limbo_stages,
             dry_run=args.dry_run,
         )
     except RunSkipped as exc:
@@ -202,6 +220,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return 0
     except RunLockTimeout as exc:
         return _fail(f"error: {exc}", EXIT_LOCK_TIMEOUT)
+    finally:
+        pipeline.progress.close()
     waited = f" (after waiting {stats['lock_wait_s']:.1f} s for another run)" if stats["lock_wait_s"] >= 0.5 else ""
     lines = [f"run {stats['run_id']}{' (dry run, rolled back)' if args.dry_run else ''} in {stats['seconds']:.1f} s"
              f"{waited}"]
@@ -334,21 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("reconcile", parents=[common], help="run the job (runbook: run_reconcile)")
-    p.add_argument("--process-recent", type=_bool, default=True, metavar="BOOL", help="reconcile recent leads (default true)")
-    p.add_argument("--recent-days", type=_positive("--recent-days", 1, 365), default=30)
-    p.add_argument("--process-limbo", type=_bool, default=True, metavar="BOOL", help="reconcile the limbo backlog (default true)")
-    p.add_argument("--limbo-stages", type=_stages, default="NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM",
-                   help="comma-separated (default NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM)")
-    p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
-    p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
-    p.add_argument("--full", action="store_true",
-                   help="re-read every source row: a row whose fingerprint changed is reprocessed even when "
-                        "its updated_at did not change (loaders forget to bump it); daily is enough")
+    # the run parameters: flags, defaults, bounds and help from cabinet_leads.params (as the API and the DAG)
+    for param in params.RUN_PARAMETERS.values():
+        if param.cli:
+            extra = {"limbo_stages": ", comma-separated",
+                     "run_lock_timeout": f", then exit {EXIT_LOCK_TIMEOUT}; 2h, 90m, 45s also work"}
+            _add_run_option(p, param, extra.get(param.name, ""))
     p.add_argument("--skip-if-running", action="store_true",
                    help="when another run is going, exit 0 at once naming it (for cron)")
-    p.add_argument("--wait-for-lock", type=_duration, default=600, metavar="SECONDS",
-                   help=f"wait at most this long for a running run to finish, then give up with exit "
-                        f"{EXIT_LOCK_TIMEOUT} (default 600; 2h, 90m, 45s also work)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (default: a bar on a terminal, else a line every tenth or 10 s)")
     p.set_defaults(func=cmd_reconcile)
 
     p = sub.add_parser("verify", parents=[common],
@@ -357,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("limbo", parents=[common], help="limbo distribution (runbook 'Consultar Vista Limbo')")
-    p.add_argument("--recent-days", type=_positive("--recent-days", 1, 365), default=30)
+    _add_run_option(p, params.RECENT_DAYS)
     p.set_defaults(func=cmd_limbo)
 
     p = sub.add_parser("audit", parents=[common], help="weekly 14-day funnel audit (runbook 'Auditoría Semanal')")

@@ -20,11 +20,10 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -34,22 +33,27 @@ from sqlalchemy.engine import Connection
 from cabinet_leads import identity
 from cabinet_leads.db import DatabaseError, DbLike, read_sql
 from cabinet_leads.engine import changes, funnel_state
+from cabinet_leads.engine.progress import Progress
 from cabinet_leads.engine.session import DRIVERS, LEADS, StatementCounter, WorkSession
 from cabinet_leads.funnel import LIMBO_STAGES, STAGES
 from cabinet_leads.normalize import MAX_FIELD_LENGTH, normalize_record
-from cabinet_leads.params import parse_duration
+from cabinet_leads.params import (
+    BATCH_SIZE,
+    HOT_KEY_LIMIT,
+    RECENT_DAYS,
+    RUN_LOCK_WAIT,
+    STATEMENT_TIMEOUT,
+    validate_stages,
+)
 
 log = logging.getLogger(__name__)
 
 LIMA = zoneinfo.ZoneInfo("America/Lima")
 RUN_LOCK_KEY = 0x43414232  # "CAB2": one reconcile run at a time
 IDENTITY_LOCK_KEY = 0x43414233  # "CAB3": identity decisions of concurrent batches serialise
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = BATCH_SIZE.default
 FIELDS = ("first_name", "last_name", "phone", "document_number", "license_number", "plate")
 BATCH_RETRIES = 3
-# A key value carried by records showing more than this many distinct first given names or DOCs is
-# "hot" (a placeholder or hub value): no link through it. CABINET_LEADS_HOT_KEY_LIMIT overrides.
-DEFAULT_HOT_KEY_LIMIT = 5
 HOT_KEY_SCAN = 1000  # records looked at per key value to decide
 
 STAT_KEYS = ("processed", "newly_linked", "newly_driver_mapped", "still_no_candidates", "conflicts", "errors")
@@ -130,24 +134,24 @@ class ReconcileCabinetLeadsPipeline:
         batch_size: int = DEFAULT_BATCH_SIZE,
         triggered_by: str = "cli",
         external_run_id: str | None = None,
-        run_lock_timeout: float = 600.0,
+        run_lock_timeout: float = RUN_LOCK_WAIT.default,
         skip_if_running: bool = False,
         full: bool = False,
         statement_timeout_ms: int | None = None,
         hot_key_limit: int | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        if not 1 <= batch_size <= 100_000:
-            raise ValueError(f"batch_size must be between 1 and 100000, got {batch_size}")
-        if statement_timeout_ms is None:
-            statement_timeout_ms = _env_duration_ms("CABINET_LEADS_STATEMENT_TIMEOUT")
+        # bounds and environment variables: cabinet_leads.params (shared with the CLI and the DAG)
+        statement_timeout_ms = (STATEMENT_TIMEOUT.from_env() if statement_timeout_ms is None
+                                else STATEMENT_TIMEOUT.check(statement_timeout_ms))
         self.session = WorkSession(db, statement_timeout_ms=statement_timeout_ms)
         self.db = db
-        self.batch_size = batch_size
-        self.hot_key_limit = hot_key_limit if hot_key_limit is not None else _env_int(
-            "CABINET_LEADS_HOT_KEY_LIMIT", DEFAULT_HOT_KEY_LIMIT, 1, 1000)
+        self.batch_size = BATCH_SIZE.check(batch_size)
+        self.hot_key_limit = HOT_KEY_LIMIT.from_env() if hot_key_limit is None else HOT_KEY_LIMIT.check(hot_key_limit)
         self.triggered_by = triggered_by
         self.external_run_id = external_run_id
-        self.run_lock_timeout = run_lock_timeout
+        self.run_lock_timeout = RUN_LOCK_WAIT.check(run_lock_timeout)
+        self.progress = progress or Progress()  # told the leads of each step and of each batch done
         self.skip_if_running = skip_if_running
         # re-read every source row: a row whose fingerprint changed is changed, whatever its updated_at
         self.full = full
@@ -190,8 +194,7 @@ class ReconcileCabinetLeadsPipeline:
     ) -> dict:
         """Run the whole job; return the statistics (the runbook's keys and a few more)."""
         stages = validate_stages(limbo_stages)
-        if not 1 <= int(recent_days) <= 3650:
-            raise ValueError(f"recent_days must be between 1 and 3650, got {recent_days}")
+        recent_days = RECENT_DAYS.check(recent_days)
         anchor = _aware(anchor) if anchor else dt.datetime.now(dt.UTC)
         params = {
             "process_recent": bool(process_recent),
@@ -270,8 +273,10 @@ class ReconcileCabinetLeadsPipeline:
         """Identity work in batches, then the funnel state of the marked leads of [lo, hi] (default: the
         span of ``ids``)."""
         stats = empty_stats()
+        self.progress.add_total(len(ids))
         for batch in chunks(ids, self.batch_size):
             add_stats(stats, self.reconcile_batch(conn, batch, run_id=run_id, anchor=anchor))
+            self.progress.advance(len(batch))
         if lo is None and hi is None:
             if not ids:
                 return stats
@@ -791,41 +796,6 @@ def normalise_row(m, anchor: dt.datetime) -> dict:
         "problems": list(nk.problems),
         "invalid_reason": nk.invalid_reason,
     }
-
-
-def _env_duration_ms(name: str) -> int | None:
-    """Milliseconds from an environment variable such as ``30s``, ``5min``, ``2h`` or ``1500`` (bare
-    numbers are milliseconds, as in PostgreSQL's statement_timeout), at most 24 h; None when unset."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return int(parse_duration(text, bare_unit="ms", maximum_s=24 * 3600) * 1000)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a duration such as 30s, 5min or 1500 (ms), at most 24h ({exc})") from None
-
-
-def _env_int(name: str, default: int, low: int, high: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def validate_stages(stages: Iterable[str]) -> tuple[str, ...]:
-    stages = tuple(stages)
-    if not stages:
-        raise ValueError("limbo_stages must name at least one stage")
-    bad = [s for s in stages if s not in LIMBO_STAGES]
-    if bad:
-        raise ValueError(f"unknown limbo stage(s) {bad}; choose from {list(LIMBO_STAGES)}")
-    return stages
 
 
 def chunks(seq: Sequence, size: int) -> Iterator[list]:

@@ -1,7 +1,8 @@
 """Airflow glue shared by the DAG files (which never import each other): connection ids, the
 failure-email notifier, default task arguments, the pipeline on the reconcile_db connection,
 plain email sending, the Deadline Alert callback (run by the triggerer), the anchor of a run's
-recent window and the one log line per task. Installed with the project, so workers and the
+recent window, the one log line per task, and the DAG Params built from the run-parameter model
+(``cabinet_leads.params``). Installed with the project, so workers and the
 triggerer can import it. The domain logic stays in the Airflow-free ``cabinet_leads`` package."""
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import logging
 import os
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import Param
+
+from cabinet_leads.params import BATCH_SIZE, RUN_PARAMETERS, RunParameter
 
 RECONCILE_CONN_ID = "reconcile_db"
 SMTP_CONN_ID = "smtp_default"
@@ -101,8 +105,12 @@ def reconcile_engine(**engine_kwargs):
     return PostgresHook(postgres_conn_id=RECONCILE_CONN_ID).get_sqlalchemy_engine(engine_kwargs=engine_kwargs)
 
 
-def pipeline(batch_size: int = 500, external_run_id: str | None = None):
-    """The domain pipeline on reconcile_db, as Airflow runs it (call inside tasks only)."""
+def pipeline(batch_size: int = BATCH_SIZE.default, external_run_id: str | None = None,
+             progress_label: str | None = None):
+    """The domain pipeline on reconcile_db, as Airflow runs it (call inside tasks only). With
+    ``progress_label`` its lead batches log progress lines (``<label>: progress: 1,000/5,000 leads
+    (20%), ...``) to the task log."""
+    from cabinet_leads.engine.progress import LogLines
     from cabinet_leads.pipeline import ReconcileCabinetLeadsPipeline
 
     return ReconcileCabinetLeadsPipeline(
@@ -111,7 +119,32 @@ def pipeline(batch_size: int = 500, external_run_id: str | None = None):
         triggered_by="airflow",
         external_run_id=external_run_id,
         statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        progress=LogLines(progress_label) if progress_label else None,
     )
+
+
+def dag_param(param: RunParameter) -> Param:
+    """The DAG Param of a run parameter: default, bounds (or choices) and description from the model."""
+    if param.choices:
+        return Param(
+            list(param.default),
+            type="array",
+            items={"type": "string", "enum": list(param.choices)},
+            # the trigger form shows an array with top-level `examples` as a multi-select
+            examples=list(param.choices),
+            minItems=1,
+            uniqueItems=True,
+            description=param.description,
+        )
+    if param.is_flag:
+        return Param(param.default, type="boolean", description=param.description)
+    return Param(param.default, type="integer", minimum=param.minimum, maximum=param.maximum,
+                 description=param.description)
+
+
+def dag_params() -> dict[str, Param]:
+    """The run parameters the reconcile DAG takes, in the trigger form's order."""
+    return {p.name: dag_param(p) for p in RUN_PARAMETERS.values() if p.dag}
 
 
 def send_email(subject: str, html_content: str) -> None:

@@ -181,9 +181,9 @@ def test_c01_existing_links_are_never_rewritten(pg, engine):
 
 
 def test_c02_a_key_belongs_to_one_person_across_batches(pg, engine):
-    for i in range(1, 8):
+    for i in range(1, 126):  # three batches of the smallest batch size, each with both phones
         add_lead(pg, i, phone="984217563" if i % 2 else "951736284", doc=None)
-    ReconcileCabinetLeadsPipeline(engine, batch_size=2).run_reconcile(anchor=ANCHOR)
+    ReconcileCabinetLeadsPipeline(engine, batch_size=50).run_reconcile(anchor=ANCHOR)
     owners = pg.execute("select key_value, count(distinct person_key) from canon.person_keys group by 1").fetchall()
     assert all(n == 1 for _, n in owners) and len(owners) == 2
     assert persons(pg) == 2
