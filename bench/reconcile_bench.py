@@ -292,7 +292,8 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
         top = sorted(sql_s.items(), key=lambda kv: -sum(kv[1]))
         print(
             "  sql: "
-            + "  ".join(f"{k} {sum(v):.2f} s/{len(v)} (med {pct(v, 0.5) * 1000:.1f} ms)" for k, v in top),
+            + "  ".join(f"{k} {sum(v):.2f} s/{len(v)} (med {pct(v, 0.5) * 1000:.1f} ms, max {max(v) * 1000:.0f} ms)"
+                       for k, v in top),
             flush=True,
         )
     return stats

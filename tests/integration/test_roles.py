@@ -212,6 +212,15 @@ def test_grants_are_least_privilege_and_cover_later_migrations(db_url):
         job = privileges("cabinet_leads_job", "canon") | privileges("cabinet_leads_job", "ops")
         reader = privileges("cabinet_leads_reader", "canon") | privileges("cabinet_leads_reader", "ops")
         assert not any({"TRUNCATE", "REFERENCES", "TRIGGER"} & p for p in job.values())
+        # MAINTAIN (PostgreSQL 17+): ANALYZE of the tables a big run fills (V015), nothing else
+        maintained = {t for t, p in job.items() if "MAINTAIN" in p}
+        if conn.execute("select current_setting('server_version_num')::integer").fetchone()[0] >= 170000:
+            assert maintained == {"canon.identity_links", "canon.record_keys", "canon.person_keys",
+                                  "canon.identity_registry", "ops.lead_state", "ops.milestone_claim_worklist",
+                                  "ops.lead_marks"}
+        else:
+            assert maintained == set()
+        job = {t: p - {"MAINTAIN"} for t, p in job.items()}
         # DELETE only on the kept funnel state's own work tables (marks taken; state of deleted leads)
         assert {t for t, p in job.items() if "DELETE" in p} == {"ops.lead_marks", "ops.lead_state"}
         assert job["ops.schema_views"] == {"SELECT"}
@@ -337,3 +346,19 @@ def test_reader_writes_nothing(reader_seeded):
         "select nextval('canon.identity_registry_person_key_seq')",
         "create table ops.mine (id int)",
     )
+
+
+def test_the_job_role_refreshes_the_statistics_of_the_tables_a_big_run_fills(linked_db, job_url):
+    """V015: before recomputing a big backlog the job analyses the tables it filled (no plan cliff on
+    stale estimates); the job role may do so without owning them (MAINTAIN, PostgreSQL 17+)."""
+    notices: list[str] = []
+    with psycopg.connect(job_url, autocommit=True) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+        conn.execute(db.read_sql("funnel_state/analyze_written.sql"))
+    assert notices == []
+    with psycopg.connect(linked_db) as conn:
+        estimated, actual = conn.execute(
+            "select c.reltuples::bigint, (select count(*) from canon.identity_links) from pg_class as c "
+            "where c.oid = 'canon.identity_links'::regclass"
+        ).fetchone()
+    assert estimated == actual > 100

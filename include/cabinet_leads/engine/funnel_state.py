@@ -21,12 +21,17 @@ def refresh_marked(
     """Recompute the marked leads of ``[lo, hi]`` (all when unbounded) until none is left."""
     stats = dict.fromkeys(
         ("state_refreshed", "newly_driver_mapped", "worklist_opened", "worklist_resolved", "worklist_closed"), 0)
+    first = True
     while True:
         with session.tx(conn):
             ids = [r.lead_id for r in session.run_file(conn, "funnel_state/take_marks",
                                                         {"lo": lo, "hi": hi, "n": chunk})]
             if not ids:
                 return stats
+            if first and len(ids) == chunk:
+                # a big backlog (a cold run): the tables it filled have stale statistics (V015)
+                session.run_file(conn, "funnel_state/analyze_written")
+            first = False
             moved = session.run_file(conn, "funnel_state/refresh_marked", {"ids": ids, "run_id": run_id}).fetchone()
         stats["state_refreshed"] += len(ids)
         for key in ("newly_driver_mapped", "worklist_opened", "worklist_resolved", "worklist_closed"):
