@@ -34,7 +34,8 @@ bounds travel through XCom (never lead lists); statistics are small dicts summed
 TRIPS_NO_CLAIM; a multi-select in the trigger form), `batch_size` (50–5000), `dry_run` (each task
 rolls its own work back; run records and snapshots are kept, and later tasks do not see earlier
 tasks' would-be links), `as_of` (optional ISO date-time: the end of the recent window instead of
-the rule above).
+the rule above), `statement_timeout_minutes` (1–1440, default 10: the longest SQL statement of each
+task; one longer fails the task with one line naming the step and the limit).
 
 **Alerts.** Task failures email `CABINET_LEADS_ALERT_EMAIL` through `smtp_default` (task-level
 `on_failure_callback`). A run still queued or running `CABINET_LEADS_DEADLINE_MINUTES` (default
@@ -98,7 +99,7 @@ if DEADLINE_MINUTES > 0:
 
 
 def _pipeline(params: dict, external_run_id: str | None = None, progress_label: str | None = None):
-    return pipeline(params["batch_size"], external_run_id, progress_label)
+    return pipeline(params["batch_size"], external_run_id, progress_label, params["statement_timeout_minutes"])
 
 
 def _anchor(run: dict) -> dt.datetime:
@@ -124,7 +125,7 @@ def _window(run: dict, params: dict) -> dict:
         execution_timeout=dt.timedelta(minutes=30), max_retry_delay=dt.timedelta(minutes=10)
     ),
     params={
-        **dag_params(),  # process_recent, recent_days, process_limbo, limbo_stages, batch_size, dry_run
+        **dag_params(),  # the shared run parameters, statement_timeout_minutes
         "as_of": Param(
             None,
             type=["null", "string"],

@@ -1,7 +1,10 @@
 """
-### Verify: does the kept funnel state equal the live views?
+### Verify: a full re-read, then: does the kept funnel state equal the live views?
 
-Once a day this DAG compares the job's kept funnel state (`ops.lead_state` and the open
+Once a day this DAG first runs the job with `full` (`reconcile_full_sources`, as
+`cabinet-leads reconcile --full`: every source row is re-read and a row whose fingerprint of the
+fields the job uses changed is reprocessed even when its `updated_at` did not; it waits up to 30
+minutes for an hourly run that holds the run lock), then compares the job's kept funnel state (`ops.lead_state` and the open
 TRIPS_NO_CLAIM worklist, maintained incrementally from the change marks) with the live views
 (`ops.v_cabinet_leads_limbo`, `ops.v_cabinet_lead_milestones`) in full, as
 `cabinet-leads verify` does. On any difference it emails `CABINET_LEADS_ALERT_EMAIL` once with the
@@ -16,9 +19,10 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import CronTriggerTimetable, dag, task
-from cabinet_leads_airflow import default_args, pipeline, send_email
+from cabinet_leads_airflow import default_args, log_task, pipeline, send_email
 
 SHOWN = 20  # differing leads listed in the email
+FULL_RUN_LOCK_WAIT_S = 30 * 60  # an hourly run may hold the run lock meanwhile
 
 
 @dag(
@@ -36,6 +40,14 @@ SHOWN = 20  # differing leads listed in the email
     ),
 )
 def reconcile_cabinet_leads_verify():
+    @task(task_id="reconcile_full_sources", multiple_outputs=False)
+    def reconcile_full_sources(dag_run=None) -> dict:
+        """The whole job with every source row re-read (edits without an updated_at bump)."""
+        stats = pipeline(external_run_id=dag_run.run_id, full=True, run_lock_timeout=FULL_RUN_LOCK_WAIT_S
+                         ).run_reconcile()
+        log_task("reconcile_full_sources", counts={k: v for k, v in stats.items() if isinstance(v, int)})
+        return {k: stats[k] for k in ("run_id", "processed", "newly_linked", "link_conflicts", "state_refreshed")}
+
     @task(task_id="verify_funnel_state", multiple_outputs=False)
     def verify_funnel_state(dag_run=None) -> dict:
         """Compare kept state and live views in full; email on any difference."""
@@ -57,7 +69,7 @@ def reconcile_cabinet_leads_verify():
             )
         return {"differences": total, "first": [d.lead_id for d in diffs]}
 
-    verify_funnel_state()
+    reconcile_full_sources() >> verify_funnel_state()
 
 
 reconcile_cabinet_leads_verify()

@@ -20,7 +20,7 @@ from cabinet_leads.params import BATCH_SIZE, RUN_PARAMETERS, RunParameter
 RECONCILE_CONN_ID = "reconcile_db"
 SMTP_CONN_ID = "smtp_default"
 OWNER = "data-platform"
-STATEMENT_TIMEOUT_MS = 10 * 60 * 1000
+STATEMENT_TIMEOUT_MINUTES = 10  # the DAG's default statement limit (Param statement_timeout_minutes)
 
 
 SCHEDULE_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *"}
@@ -106,7 +106,8 @@ def reconcile_engine(**engine_kwargs):
 
 
 def pipeline(batch_size: int = BATCH_SIZE.default, external_run_id: str | None = None,
-             progress_label: str | None = None):
+             progress_label: str | None = None, statement_timeout_minutes: int = STATEMENT_TIMEOUT_MINUTES,
+             *, full: bool = False, run_lock_timeout: float = 600.0):
     """The domain pipeline on reconcile_db, as Airflow runs it (call inside tasks only). With
     ``progress_label`` its lead batches log progress lines (``<label>: progress: 1,000/5,000 leads
     (20%), ...``) to the task log."""
@@ -118,7 +119,9 @@ def pipeline(batch_size: int = BATCH_SIZE.default, external_run_id: str | None =
         batch_size=int(batch_size),
         triggered_by="airflow",
         external_run_id=external_run_id,
-        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        statement_timeout_ms=int(statement_timeout_minutes) * 60 * 1000,
+        full=full,
+        run_lock_timeout=run_lock_timeout,
         progress=LogLines(progress_label) if progress_label else None,
     )
 
@@ -143,8 +146,16 @@ def dag_param(param: RunParameter) -> Param:
 
 
 def dag_params() -> dict[str, Param]:
-    """The run parameters the reconcile DAG takes, in the trigger form's order."""
-    return {p.name: dag_param(p) for p in RUN_PARAMETERS.values() if p.dag}
+    """The run parameters the reconcile DAG takes, in the trigger form's order, then the statement
+    limit of its tasks (the DAG's own: the CLI and the API take CABINET_LEADS_STATEMENT_TIMEOUT)."""
+    return {
+        **{p.name: dag_param(p) for p in RUN_PARAMETERS.values() if p.dag},
+        "statement_timeout_minutes": Param(
+            STATEMENT_TIMEOUT_MINUTES, type="integer", minimum=1, maximum=1440,
+            description="Longest SQL statement of the job's tasks, in minutes; a statement that runs longer "
+            "fails its task with one line naming the step and the limit",
+        ),
+    }
 
 
 def send_email(subject: str, html_content: str) -> None:

@@ -5,6 +5,8 @@ value is refused by each with a clear first line."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
+from pathlib import Path
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
@@ -22,7 +24,7 @@ def reconcile_options() -> dict[str, argparse.Action]:
 
 
 def test_the_dag_takes_every_shared_parameter_and_as_of(dagbag):
-    assert list(dagbag.dags[MAIN].params) == [p.name for p in DAG_PARAMS] + ["as_of"]
+    assert list(dagbag.dags[MAIN].params) == [p.name for p in DAG_PARAMS] + ["statement_timeout_minutes", "as_of"]
     assert {p.name for p in DAG_PARAMS} == {
         "process_recent", "recent_days", "process_limbo", "limbo_stages", "batch_size", "dry_run"}
 
@@ -62,3 +64,21 @@ def test_dag_refuses_unknown_or_no_stages(dagbag):
         dag_param.resolve(["OK"])
     with pytest.raises(ParamValidationError, match="should be non-empty"):
         dag_param.resolve([])
+
+
+def test_the_statement_limit_param_sets_the_limit_of_every_task_transaction(dagbag, monkeypatch, engine):
+    """Param statement_timeout_minutes reaches the job's transactions (on a real PostgreSQL)."""
+    import cabinet_leads_airflow
+
+    dag_param = dagbag.dags[MAIN].params.get_param("statement_timeout_minutes")
+    assert (dag_param.value, dag_param.schema["minimum"], dag_param.schema["maximum"]) == (10, 1, 1440)
+    with pytest.raises(ParamValidationError):
+        dag_param.resolve(0)
+    monkeypatch.setattr(cabinet_leads_airflow, "reconcile_engine", lambda **_: engine)
+    spec = importlib.util.spec_from_file_location("main_dag_file", Path(dagbag.dags[MAIN].fileloc))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pipeline = module._pipeline({"batch_size": 500, "statement_timeout_minutes": 7})
+    with pipeline.session.connect() as conn, pipeline.session.tx(conn):
+        limit = pipeline.session.exec(conn, "show statement_timeout").fetchone()[0]
+    assert limit == "7min"

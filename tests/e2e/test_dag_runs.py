@@ -188,6 +188,18 @@ def test_daily_verify_emails_once_on_drift(main_dag, reconcile_conn, pg, smtp_se
     assert main_dag[MAIN].test(logical_date=LOGICAL, run_conf=as_of(LOGICAL)).state == "success"
     clean = main_dag["reconcile_cabinet_leads_verify"].test(logical_date=LOGICAL)
     assert xcoms(clean, "verify_funnel_state")[-1] == {"differences": 0, "first": []}
+    assert xcoms(clean, "reconcile_full_sources")[-1]["processed"] == 0  # nothing changed upstream
+    assert len(smtp_server.messages) == 0
+
+    # an edit without an updated_at bump (loaders forget): the daily full re-read catches it first
+    moved = pg.execute("select lead_id from ops.lead_state where trips_14d > 0 order by lead_id limit 1").fetchone()[0]
+    pg.execute("update public.module_ct_cabinet_leads set lead_created_at = lead_created_at - interval '200 days' "
+               "where id = %s", (moved,))
+    caught = main_dag["reconcile_cabinet_leads_verify"].test(logical_date=LOGICAL + dt.timedelta(hours=12))
+    assert xcoms(caught, "reconcile_full_sources")[-1]["processed"] == 1
+    assert xcoms(caught, "verify_funnel_state")[-1] == {"differences": 0, "first": []}
+    assert pg.execute("select limbo_stage from ops.lead_state where lead_id = %s", (moved,)).fetchone() == (
+        "NO_TRIPS_14D",)
     assert len(smtp_server.messages) == 0
 
     lead_id = pg.execute("update ops.lead_state set trips_14d = trips_14d + 7 "

@@ -1,7 +1,7 @@
 -- Leads of one run's scope that need identity work, in id order (SPEC section 6).
 -- Scope: the recent window [anchor - recent_days, anchor) and/or every lead whose kept stage is one
 -- of limbo_stages (a lead without kept state counts as NO_IDENTITY), optionally restricted to a lead
--- id range (one mapped Airflow task).
+-- id range (one mapped Airflow task). With `full_check` (--full) the scope is every lead of the range.
 -- Needs identity work: never normalised, or changed upstream since (its stored keys are older than
 -- its updated_at; with `full_check`, also when its fingerprint differs from the stored one).
 -- Unlinked, unchanged leads are not re-matched: candidate sets only grow, so an AMBIGUOUS or
@@ -39,6 +39,8 @@ scoped as (
                 and l.lead_created_at < p.anchor
             )
             or (p.process_limbo and coalesce(s.limbo_stage, 'NO_IDENTITY') = any(p.limbo_stages))
+            -- --full re-reads every source row, whatever its stage
+            or p.full_check
         )
 )
 
