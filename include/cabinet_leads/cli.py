@@ -24,6 +24,7 @@ from dataclasses import asdict
 
 import psycopg
 import sqlalchemy.exc
+from psycopg.rows import dict_row
 
 from cabinet_leads import db, funnel, params
 from cabinet_leads.params import RunParameter, parse_duration
@@ -191,7 +192,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     engine = db.make_engine(_checked_url())
     with engine.connect() as conn:
         rows = funnel.weekly_audit(conn, weeks=args.weeks)
-    _emit(args, rows, funnel.format_audit(rows))
+        deleted = funnel.deleted_links(conn)
+    _emit(args, rows, funnel.format_audit(rows) + "\n" + funnel.format_deleted_links(deleted))
     return 0
 
 
@@ -283,17 +285,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     with psycopg.connect(db.libpq_url(_checked_url())) as conn:
         row = conn.execute(db.read_sql("reconcile/last_success.sql"), {"triggered_by": None}).fetchone()
+        deleted = conn.cursor(row_factory=dict_row).execute(db.read_sql("funnel/deleted_links.sql")).fetchone()
     if row is None:
-        data = {"healthy": False, "last_success": None, "max_age_seconds": args.max_age}
-        _emit(args, data, "UNHEALTHY: no successful reconcile run recorded")
+        data = {"healthy": False, "last_success": None, "max_age_seconds": args.max_age, "deleted_links": deleted}
+        _emit(args, data, "UNHEALTHY: no successful reconcile run recorded\n" + funnel.format_deleted_links(deleted))
         return 1
     run_id, _started, finished, age = row
     healthy = age <= args.max_age
     data = {"healthy": healthy, "run_id": run_id, "last_success": finished, "age_seconds": age,
-            "max_age_seconds": args.max_age}
+            "max_age_seconds": args.max_age, "deleted_links": deleted}
     word = "OK" if healthy else "UNHEALTHY"
     _emit(args, data, f"{word}: last successful run {run_id} finished {age // 60} min ago "
-                      f"(limit {args.max_age // 60} min)")
+                      f"(limit {args.max_age // 60} min)\n" + funnel.format_deleted_links(deleted))
     return 0 if healthy else 1
 
 

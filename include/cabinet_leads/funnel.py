@@ -48,6 +48,16 @@ def weekly_audit(conn: Connection, weeks: int = 4) -> list[dict]:
     return _query(conn, "weekly_audit", weeks=weeks)
 
 
+def deleted_links(conn: Connection) -> dict[str, int]:
+    """How many links point to records deleted upstream (kept for audit, counting for nothing)."""
+    return _query(conn, "deleted_links")[0]
+
+
+def format_deleted_links(counts: dict[str, int]) -> str:
+    return (f"links to records deleted upstream: {counts['lead_links']} lead(s), {counts['driver_links']} "
+            "driver account(s) (kept for audit, counting for nothing)")
+
+
 def format_distribution(rows: list[StageCount]) -> str:
     total = sum(r.lead_count for r in rows)
     lines = [f"{'limbo_stage':<16}{'count':>10}{'recent':>10}{'share':>8}"]

@@ -5,6 +5,7 @@ property test over randomised data sets and change sequences. Real PostgreSQL, t
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from pathlib import Path
 
@@ -338,3 +339,21 @@ def test_set_based_views_equal_the_lateral_reference(pg, engine, seed):
         for _ in range(rnd.randint(1, 3)):
             _change(pg, rnd, world)
     assert compared > 0  # the data sets link leads: the comparison covers more than NO_IDENTITY
+
+
+def test_audit_and_health_count_links_to_deleted_records(pg, db_url, engine):
+    from tests.integration.test_cli import run_cli
+
+    add_lead(pg, 1, phone="961000001", first="Ana")
+    add_lead(pg, 2, phone="961000002", first="Rosa")
+    add_driver(pg, "D1", phone="961000001", first="Ana")
+    run_and_verify(engine)
+    pg.execute("delete from public.module_ct_cabinet_leads where id = 2")
+    pg.execute("delete from public.drivers where driver_id = 'D1'")
+    run_and_verify(engine)
+    assert pg.execute("select count(*) from canon.identity_links").fetchone()[0] == 3  # links stay (C0.1)
+    audit = run_cli("audit", database_url=db_url)
+    assert audit.returncode == 0
+    assert "links to records deleted upstream: 1 lead(s), 1 driver account(s)" in audit.stdout
+    health = run_cli("health", "--json", database_url=db_url)
+    assert json.loads(health.stdout)["deleted_links"] == {"lead_links": 1, "driver_links": 1}
