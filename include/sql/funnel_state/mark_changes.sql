@@ -45,7 +45,12 @@ accounts as (
 trips as (
     select
         t.driver_id,
-        bit_xor(hashtextextended(t.trip_date::text || ':' || t.completed_trips, 0)) as fingerprint
+        -- integer hashing (no text); an infinite date (never in a window) adds nothing
+        bit_xor(hashint8extended(
+            case when isfinite(t.trip_date) then (t.trip_date - date '2000-01-01')::bigint end * 1000003
+            + t.completed_trips,
+            0
+        )) as fingerprint
     from public.driver_daily_trips as t
     group by t.driver_id
 ),
