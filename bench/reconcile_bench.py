@@ -10,7 +10,9 @@ pipeline object on an Engine:
 * ``cold``         first run over the freshly seeded data;
 * ``warm``         the same again, nothing new upstream;
 * ``incremental``  after inserting 1% new leads (copies of existing leads with new ids and
-                   external ids, created in the last day before the anchor: repeat sign-ups).
+                   external ids, created in the last day before the anchor: repeat sign-ups);
+* ``readers``      (optional) the runbook's five SQL statements, the kept distribution and the
+                   dashboard page, each the median of three.
 
 One line per phase: wall time, leads/s (processed leads / wall s), lead batches, median and p95
 time per lead batch (a timing wrapper around the pipeline's ``_identity_batch``), median SQL
@@ -307,6 +309,54 @@ def print_score(url: str) -> None:
           flush=True)
 
 
+RUNBOOK = ROOT / "docs" / "runbook-reconcile-cabinet-leads-pipeline.md"
+PLUGIN = ROOT / "plugins" / "cabinet_funnel.py"
+
+
+def runbook_statements() -> list[str]:
+    """The runbook's five SQL statements ("Validación" and "Troubleshooting"), as written."""
+    import re
+
+    blocks = re.findall(r"```sql\n(.*?)```", RUNBOOK.read_text(encoding="utf-8"), flags=re.S)
+    return [s.strip() for b in blocks for s in b.split(";") if re.sub(r"--[^\n]*", "", s).strip()]
+
+
+def time_readers(url: str, engine, repeat: int = 3) -> None:
+    """Median time of each runbook statement, of the dashboard page (the plugin's app) and of the
+    live limbo view versus the kept state's distribution."""
+    import importlib.util
+
+    times = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set jit = off")
+        for i, sql in enumerate(runbook_statements(), 1):
+            ms = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                conn.execute(sql).fetchall()
+                ms.append((time.perf_counter() - t0) * 1000)
+            times.append(f"runbook {i} {statistics.median(ms):.0f} ms")
+        ms = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            conn.execute("select limbo_stage, count(*) from ops.v_cabinet_leads_limbo_kept group by 1").fetchall()
+            ms.append((time.perf_counter() - t0) * 1000)
+        times.append(f"kept distribution {statistics.median(ms):.0f} ms")
+    spec = importlib.util.spec_from_file_location("cabinet_funnel_bench", PLUGIN)
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    from fastapi.testclient import TestClient
+
+    client = TestClient(plugin.create_app(get_conn=engine.connect, require_login=False))
+    ms = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        page = client.get("/")
+        ms.append((time.perf_counter() - t0) * 1000)
+    times.append(f"dashboard page {statistics.median(ms):.0f} ms (HTTP {page.status_code})")
+    print("readers: " + "  ".join(times) + f"  (median of {repeat})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leads", type=int, required=True)
@@ -321,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-fraction", type=float, default=0.01)
     ap.add_argument("--by-statement", action="store_true", help="also print time per SQL file")
     ap.add_argument("--phases", default="cold,warm,incremental",
-                    help="comma-separated phases to run, in order (default cold,warm,incremental)")
+                    help="comma-separated phases to run, in order (default cold,warm,incremental); "
+                    "readers: time the runbook's five statements and the dashboard page")
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
 
@@ -354,12 +405,15 @@ def main(argv: list[str] | None = None) -> int:
         engine = db.make_engine(url)
         try:
             for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
+                if phase == "readers":
+                    time_readers(url, engine)
+                    continue
                 if phase == "incremental":
                     t0 = time.perf_counter()
                     added = add_new_leads(url, args.new_fraction, args.seed, anchor)
                     print(f"added {added} new leads in {time.perf_counter() - t0:.1f} s", flush=True)
                 elif phase not in ("cold", "warm"):
-                    raise SystemExit(f"unknown phase {phase!r}: choose from cold, warm, incremental")
+                    raise SystemExit(f"unknown phase {phase!r}: choose from cold, warm, incremental, readers")
                 run_phase(phase, engine, anchor, args.batch_size, args.by_statement)
                 if phase == "cold":
                     print_score(url)
