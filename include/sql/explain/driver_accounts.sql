@@ -11,7 +11,7 @@ left join public.drivers as d on dl.source_pk = d.driver_id
 left join public.driver_daily_trips as t
     on
         dl.source_pk = t.driver_id
-        and t.trip_date between %(lead_date)s::date and %(lead_date)s::date + 13
+        and ops.in_trip_window(t.trip_date, %(lead_date)s::date)
 where dl.source_table = 'drivers' and dl.person_key = %(person_key)s
 group by dl.source_pk, dl.match_rule, d.hired_at
 order by trips_in_window desc, d.hired_at asc nulls last, dl.source_pk asc

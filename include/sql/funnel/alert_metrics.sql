@@ -5,7 +5,7 @@ select
     (count(*) filter (
         where
         limbo_stage = 'NO_IDENTITY'
-        and lead_date > (%(anchor)s::timestamptz at time zone 'America/Lima')::date - 7
+        and lead_date > ops.lead_date(%(anchor)s::timestamptz) - 7
     ))::integer as limbo_no_identity_last_week,
     (count(*) filter (where limbo_stage = 'TRIPS_NO_CLAIM'))::integer as limbo_trips_no_claim
 from ops.v_cabinet_leads_limbo_kept

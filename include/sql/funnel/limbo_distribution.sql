@@ -4,7 +4,7 @@ select
     limbo_stage,
     count(*)::integer as lead_count,
     (count(*) filter (
-        where lead_date > (now() at time zone 'America/Lima')::date - %(recent_days)s::integer
+        where lead_date > ops.lead_date(now()) - %(recent_days)s::integer
     ))::integer as recent_count
 from ops.v_cabinet_leads_limbo
 group by limbo_stage

@@ -7,7 +7,7 @@ with
 
 params as (
     select
-        (%(anchor)s::timestamptz at time zone 'America/Lima')::date as anchor_date,
+        ops.lead_date(%(anchor)s::timestamptz) as anchor_date,
         %(recent_days)s::integer as recent_days
 ),
 

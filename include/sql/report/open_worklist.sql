@@ -7,7 +7,7 @@ select
     w.driver_id,
     w.milestone,
     w.reached_on,
-    ((now() at time zone 'America/Lima')::date - w.reached_on)::integer as days_open,
+    (ops.lead_date(now()) - w.reached_on)::integer as days_open,
     w.detected_at
 from ops.milestone_claim_worklist as w
 left join public.module_ct_cabinet_leads as l on w.lead_id = l.id
