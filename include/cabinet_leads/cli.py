@@ -196,6 +196,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             process_limbo=args.process_limbo,
             limbo_stages=stages,
             dry_run=args.dry_run,
+            workers=args.workers,
         )
     except RunSkipped as exc:
         print(printable(f"cabinet-leads: {exc}"), file=sys.stderr)
@@ -341,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated (default NO_IDENTITY,NO_DRIVER,TRIPS_NO_CLAIM)")
     p.add_argument("--batch-size", type=_positive("--batch-size", 50, 5000), default=500)
     p.add_argument("--dry-run", action="store_true", help="compute the statistics, then roll everything back")
+    p.add_argument("--workers", type=_positive("--workers", 1, 8), default=1,
+                   help="work through the limbo backlog as N lead-id ranges in parallel, each on its own "
+                        "connection, as the DAG's mapped tasks do (1-8, default 1)")
     p.add_argument("--full", action="store_true",
                    help="re-read every source row: a row whose fingerprint changed is reprocessed even when "
                         "its updated_at did not change (loaders forget to bump it); daily is enough")
