@@ -1,6 +1,6 @@
 """Benchmark of ReconcileCabinetLeadsPipeline.run_reconcile on a synthetic data set (figures only).
 
-    .venv/bin/python bench/reconcile_bench.py --leads 100000 [--seed 42] [--batch-size 500] [--keep]
+    .venv/bin/python bench/reconcile_bench.py --leads 100000 [--seed 42] [--batch-size 500] [--workers 2] [--keep]
 
 Creates a fresh database ``bench_<N>`` (on the embedded server, or on the server of
 ``DATABASE_URL`` with its dbname replaced), migrates it, seeds N leads (in a child process, so the
@@ -12,11 +12,18 @@ pipeline object on an Engine:
 * ``incremental``  after inserting 1% new leads (copies of existing leads with new ids and
                    external ids, created in the last day before the anchor: repeat sign-ups).
 
-One line per phase: wall time, leads/s (processed leads / wall s), lead batches, median and p95
-time per lead batch (a timing wrapper around the pipeline's ``_identity_batch``), median SQL
-statements per lead batch (``pipeline.statements.per_batch``) and the client process's peak RSS
-(``ru_maxrss``, a running maximum over the process's life). A second line gives the runbook stats
-and a third where the time went (limbo snapshots, carry-forward, driver batches, work selection).
+One line per phase: wall time, leads/s (processed leads / wall s), identity batches of leads with
+their median and p95 time (``pipeline.session.timings``: each batch's transaction, from load to
+commit), the record-keys phases' time and records stored, median SQL statements per identity batch
+(``pipeline.statements.per_batch``) and the client process's peak RSS (``ru_maxrss``, a running
+maximum over the process's life). A second line gives the runbook stats and a third where the
+time went (record keys, driver accounts, the limbo step with its ranges and the time they waited
+for the identity lock, limbo snapshots, carry-forward, work selection, funnel state).
+
+``--workers N`` (N > 1): the cold phase runs twice on the same seeded data (re-seeded in between),
+with the limbo backlog as one range and as N ranges in parallel (the CLI's ``reconcile --workers``,
+the DAG's mapped tasks), and a ``parallel:`` line compares the two limbo steps and gives the
+identity lock wait. The later phases run with N ranges.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import psycopg  # noqa: E402
 
 from cabinet_leads import db  # noqa: E402
 from cabinet_leads.engine import changes, funnel_state  # noqa: E402
-from cabinet_leads.pipeline import LEADS, STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
+from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
 
 # processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
 RUNBOOK_KEYS = STAT_KEYS
@@ -173,10 +180,11 @@ def vm_hwm_mb() -> float | None:
     return None
 
 
-def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statement: bool = False) -> dict:
+def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statement: bool = False,
+              workers: int = 1) -> dict:
     pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
     sql_s: dict[str, list[float]] = {}
-    if by_statement:  # time each named SQL file (execute returns once the server is done)
+    if by_statement:  # time each named SQL file (execute returns once the server is done); serial runs only
         orig_run_file = pipe.session.run_file
 
         def timed_run_file(conn, file_name, params=None):
@@ -187,26 +195,8 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
                 sql_s.setdefault(file_name, []).append(time.perf_counter() - t0)
 
         pipe.session.run_file = timed_run_file
-    lead_ms: list[float] = []
-    lead_idx: list[int] = []  # positions in statements.per_batch that belong to lead batches
-    driver_ms: list[float] = []
     parts: dict[str, float] = {}
     restore: list[tuple] = []
-
-    orig_batch = pipe._identity_batch
-
-    def timed_batch(conn, table, ids, run_id, anchor_):
-        t0 = time.perf_counter()
-        result = orig_batch(conn, table, ids, run_id, anchor_)
-        ms = (time.perf_counter() - t0) * 1000
-        if table == LEADS:
-            lead_ms.append(ms)
-            lead_idx.append(len(pipe.statements.per_batch) - 1)
-        else:
-            driver_ms.append(ms)
-        return result
-
-    pipe._identity_batch = timed_batch
 
     def timed(attr: str, label) -> None:
         orig = getattr(pipe, attr, None)
@@ -228,6 +218,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     timed("reconcile_drivers", "drivers")
     timed("select_work_leads", "select")
     timed("alert_metrics", "alerts")
+    timed("_limbo_step", "limbo")
     # the funnel-state steps are engine functions the pipeline calls through their modules
     for module, attr, label in ((changes, "mark_changes", "mark"), (funnel_state, "refresh_marked", "refresh")):
         orig_fn = getattr(module, attr)
@@ -245,7 +236,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     hwm_ok = reset_hwm()
     t0 = time.perf_counter()
     try:
-        stats = pipe.run_reconcile(anchor=anchor)
+        stats = pipe.run_reconcile(anchor=anchor, workers=workers)
     finally:
         for module, attr, orig_fn in restore:
             setattr(module, attr, orig_fn)
@@ -253,14 +244,16 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     hwm = vm_hwm_mb() if hwm_ok else None
 
+    timings = pipe.session.timings  # the workers' timings are merged into the run's
+    lead_ms = timings.lead_batch_ms
     per_batch = pipe.statements.per_batch
-    lead_statements = [per_batch[i] for i in lead_idx]
     processed = stats["processed"]
-    stmt = statistics.median(lead_statements) if lead_statements else 0
+    stmt = statistics.median(per_batch) if per_batch else 0
     line = (
-        f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  batches {len(lead_ms)}  "
-        f"batch median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
-        f"statements/batch {stmt:g} (max {max(lead_statements, default=0)})  peak RSS {rss_mb:.0f} MB"
+        f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  identity batches {len(lead_ms)}  "
+        f"median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
+        f"record keys {timings.record_keys_s:.2f} s ({stats.get('record_keys_stored', 0)} stored)  "
+        f"statements/batch {stmt:g} (max {max(per_batch, default=0)})  peak RSS {rss_mb:.0f} MB"
     )
     if hwm is not None:
         line += f" (phase {hwm:.0f} MB)"
@@ -278,14 +271,15 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     )
     print(f"  stats: {runbook} | {extra}", flush=True)
     batches_s = sum(lead_ms) / 1000
-    other = wall - batches_s - sum(parts.values())
-    drv = f"drivers {parts.get('drivers', 0):.2f} s ({len(driver_ms)} batches)"
+    drv = f"drivers {parts.get('drivers', 0):.2f} s ({len(timings.driver_batch_ms)} batches)"
     print(
-        f"  time: lead batches {batches_s:.2f} s  {drv}  select {parts.get('select', 0):.2f} s  "
+        f"  time: identity batches {batches_s:.2f} s (summed over workers)  record keys {timings.record_keys_s:.2f} s  "
+        f"{drv}  limbo step {parts.get('limbo', 0):.2f} s ({workers} range{'s' if workers > 1 else ''}, identity lock "
+        f"wait {stats['identity_lock_wait_s']:.2f} s)  select {parts.get('select', 0):.2f} s  "
         f"carry_fwd {parts.get('carry_fwd', 0):.2f} s  limbo snapshot before {parts.get('snap_before', 0):.2f} s "
         f"after {parts.get('snap_after', 0):.2f} s  alert metrics {parts.get('alerts', 0):.2f} s  "
         f"mark changes {parts.get('mark', 0):.2f} s  funnel refresh {parts.get('refresh', 0):.2f} s "
-        f"({stats.get('state_refreshed', 0)} leads)  other {other:.2f} s",
+        f"({stats.get('state_refreshed', 0)} leads)",
         flush=True,
     )
     if by_statement:
@@ -295,6 +289,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
             + "  ".join(f"{k} {sum(v):.2f} s/{len(v)} (med {pct(v, 0.5) * 1000:.1f} ms)" for k, v in top),
             flush=True,
         )
+    stats["_limbo_s"] = parts.get("limbo", 0.0)
     return stats
 
 
@@ -321,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--by-statement", action="store_true", help="also print time per SQL file")
     ap.add_argument("--phases", default="cold,warm,incremental",
                     help="comma-separated phases to run, in order (default cold,warm,incremental)")
+    ap.add_argument("--workers", type=int, default=1, choices=range(1, 9), metavar="N",
+                    help="limbo ranges in parallel (1-8). With N > 1 the cold phase runs twice on the same "
+                         "seeded data, with one range and with N, and prints both and the speed-up")
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
 
@@ -359,7 +357,20 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"added {added} new leads in {time.perf_counter() - t0:.1f} s", flush=True)
                 elif phase not in ("cold", "warm"):
                     raise SystemExit(f"unknown phase {phase!r}: choose from cold, warm, incremental")
-                run_phase(phase, engine, anchor, args.batch_size, args.by_statement)
+                if phase == "cold" and args.workers > 1:
+                    one = run_phase("cold (1 range)", engine, anchor, args.batch_size, args.by_statement)
+                    print_score(url)
+                    engine.dispose()
+                    seed_in_child(url, args.leads, args.seed, args.anchor_date)  # the same data again
+                    many = run_phase(f"cold ({args.workers} ranges)", engine, anchor, args.batch_size,
+                                     workers=args.workers)
+                    print_score(url)
+                    print(f"  parallel: limbo step {one['_limbo_s']:.2f} s with 1 range, {many['_limbo_s']:.2f} s with "
+                          f"{args.workers} ranges ({one['_limbo_s'] / max(many['_limbo_s'], 1e-9):.2f}x); "
+                          f"run {one['seconds']:.2f} s vs {many['seconds']:.2f} s; identity lock wait "
+                          f"{many['identity_lock_wait_s']:.2f} s", flush=True)
+                    continue
+                run_phase(phase, engine, anchor, args.batch_size, args.by_statement, workers=args.workers)
                 if phase == "cold":
                     print_score(url)
         finally:
