@@ -234,14 +234,14 @@ class ReconcileCabinetLeadsPipeline:
             return self._range_step(conn, None, None, run_id=run_id, anchor=anchor, **scope)
         ranges = self.plan_lead_ranges(self.select_work_leads(conn, anchor=anchor, **scope), workers)
         results: list[dict | None] = [None] * len(ranges)
-        errors: list[BaseException] = []
+        errors: list[tuple[int, BaseException]] = []
         helpers = [self._worker() for _ in ranges]
 
         def work(i: int) -> None:
             try:
                 results[i] = helpers[i].reconcile_limbo_range(run_id, ranges[i], anchor, stages)
             except BaseException as exc:  # re-raised below, in the run's thread
-                errors.append(exc)
+                errors.append((i, exc))
 
         threads = [threading.Thread(target=work, args=(i,), name=f"reconcile-range-{i}") for i in range(len(ranges))]
         for t in threads:
@@ -256,8 +256,9 @@ class ReconcileCabinetLeadsPipeline:
             if part is not None:
                 add_stats(stats, part)
         if errors:
-            self.session.last_statement = next((h.session.last_statement for h in helpers), "")
-            raise errors[0]
+            failed, exc = errors[0]
+            self.session.last_statement = helpers[failed].session.last_statement  # what a timeout names
+            raise exc
         return stats
 
     def _worker(self) -> ReconcileCabinetLeadsPipeline:
