@@ -1,15 +1,15 @@
 """Identity: candidates, decision and writes for one batch of records whose keys are stored.
 
-One batch is one transaction with a constant number of statements, whatever its size: load the
-batch (:func:`cabinet_leads.engine.record_keys.load`, which normalises and stores whatever was
-edited upstream since the record-keys phase), mark its leads for the funnel state, then take the
-identity lock and, holding it to the commit, look up every owner of the batch's keys, the
-candidate persons' profiles and the hot keys, decide in Python (``identity.match_batch``,
-``identity.link_conflicts``) and write persons, keys, links and unmatched outcomes with one
-statement each. Only the decision serialises: concurrent batches (parallel ranges, overlapping
-runs) decide against each other's committed persons; the unique constraints of C0 (C0.1, C0.2)
-are the last line, and a batch that still hits one is retried
-(:func:`cabinet_leads.engine.session.with_retries`).
+One batch is one transaction with a constant number of statements, whatever its size. First what
+needs no lock: load the batch (:func:`cabinet_leads.engine.record_keys.load`, which normalises and
+stores whatever was edited upstream since the record-keys phase), mark its leads for the funnel
+state, and find its hot keys (they depend on the stored record keys only). Then the identity lock,
+held to the commit: every owner of the batch's keys and the candidate persons' profiles, the
+decision in Python (``identity.match_batch``, ``identity.link_conflicts``), and persons, keys,
+links and unmatched outcomes written with one statement each. Only that decision serialises:
+concurrent batches (parallel ranges, overlapping runs) decide against each other's committed
+persons, as the serial run would; the unique constraints of C0 (C0.1, C0.2) are the last line, and
+a batch that still hits one is retried (:func:`cabinet_leads.engine.session.with_retries`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import json
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -42,19 +41,25 @@ def identity_batch(
     before = session.statements.n
     stats: dict = {}
     with session.tx(conn):
+        # first what needs no lock: the batch's rows, their marks, their hot keys (record keys only)
         rows = record_keys.load(session, conn, table, ids, anchor)
         record_keys.store(session, conn, table, [r for r in rows if r.stale])  # edited since the keys phase
         if table == LEADS:
             changes.mark_leads(session, conn, ids)
-        waited = lock_identity(session, conn)
-        records = [r for r in rows if r.linked_person_key is None]
-        # linked records whose keys changed: the link stays (C0.1), a conflict is surfaced
-        edited = [r for r in rows if r.linked_person_key is not None and r.renormalised]
-        decisions = decide(session, conn, records, edited, hot_key_limit=hot_key_limit)
-        write(session, conn, table, decisions, run_id, anchor)
         pending = [r.source_pk for r in rows if r.renormalised]
-        if pending:
+        if pending:  # decided below, in this transaction
             session.run_file(conn, "reconcile/clear_identity_pending", {"source_table": table, "source_pk": pending})
+        records = [to_record(r) for r in rows if r.linked_person_key is None]
+        # linked records whose keys changed: the link stays (C0.1), a conflict is surfaced
+        linked = [(to_record(r), r.linked_person_key) for r in rows if r.linked_person_key is not None
+                  and r.renormalised]
+        wanted = sorted({(k, v) for rec in records + [rec for rec, _ in linked] if not rec.invalid_reason
+                         for k, v in rec.keys.items()})
+        hot = hot_keys(session, conn, wanted, hot_key_limit)
+        # then the decision and its writes, one batch at a time: the lock is held to the commit
+        waited = lock_identity(session, conn)
+        decisions = decide(session, conn, records, linked, wanted, hot)
+        write(session, conn, table, decisions, run_id, anchor)
 
         counts = Counter(u.reason_code for u in decisions.unmatched)
         stats["link_conflicts"] = counts[identity.LINK_CONFLICT]
@@ -88,17 +93,27 @@ def lock_identity(session: WorkSession, conn: Connection) -> float:
     return time.perf_counter() - started
 
 
+def hot_keys(session: WorkSession, conn: Connection, wanted: list[tuple[str, str]], hot_key_limit: int
+             ) -> dict[tuple[str, str], dict]:
+    """The hot values among ``wanted`` (key type, value), with the counts that make them hot. They
+    depend on the stored record keys only, never on identities: no lock needed."""
+    if not wanted:
+        return {}
+    found = session.run_file(conn, "reconcile/find_hot_keys", {
+        "key_types": [k for k, _ in wanted], "key_values": [v for _, v in wanted],
+        "hot_limit": hot_key_limit, "scan": HOT_KEY_SCAN})
+    return {(f.key_type, f.key_value): {"records": f.records, "given_names": f.given_names, "docs": f.docs}
+            for f in found}
+
+
 def decide(
-    session: WorkSession, conn: Connection, rows: list[Row], edited: Sequence[Row] = (), *, hot_key_limit: int
+    session: WorkSession, conn: Connection, records: list[identity.Record],
+    linked: list[tuple[identity.Record, int]], wanted: list[tuple[str, str]], hot: dict[tuple[str, str], dict],
 ) -> identity.BatchDecisions:
-    """Candidates (owners of the batch's keys, their persons' profiles, hot keys), then the decisions."""
-    records = [to_record(r) for r in rows]
-    linked = [(to_record(r), r.linked_person_key) for r in edited]
-    every = records + [rec for rec, _ in linked]
-    wanted = sorted({(k, v) for rec in every if not rec.invalid_reason for k, v in rec.keys.items()})
+    """Candidates (owners of the batch's keys, their persons' profiles), then the decisions
+    (``identity.match_batch``, ``identity.link_conflicts``). Under the identity lock."""
     owners: dict[tuple[str, str], int] = {}
     persons: dict[int, identity.Person] = {}
-    hot: dict[tuple[str, str], dict] = {}
     if wanted:
         keys = {"key_types": [k for k, _ in wanted], "key_values": [v for _, v in wanted]}
         for f in session.run_file(conn, "reconcile/find_key_owners", keys):
@@ -111,10 +126,6 @@ def decide(
                 person.doc = person.doc or f.doc
                 person.licenses = set(f.licenses)
                 person.names = list(zip(f.given_names, f.full_names, strict=True))
-        found = session.run_file(conn, "reconcile/find_hot_keys",
-                                 {**keys, "hot_limit": hot_key_limit, "scan": HOT_KEY_SCAN})
-        for f in found:
-            hot[(f.key_type, f.key_value)] = {"records": f.records, "given_names": f.given_names, "docs": f.docs}
     decisions = identity.match_batch(records, owners, persons, hot)
     decisions.unmatched += identity.link_conflicts(linked, owners, persons)
     return decisions
@@ -164,7 +175,7 @@ def write(
             ev["run_id"] = run_id
             if link.person_key < 0:
                 ev["person_key"] = key_of(link.person_key)
-            evidence.append(json.dumps(ev, sort_keys=True))
+            evidence.append(ev)
         session.run_file(
             conn,
             "reconcile/insert_links",
@@ -174,7 +185,7 @@ def write(
                 "source_pk": [link.record.source_pk for link in d.links],
                 "person_key": [key_of(link.person_key) for link in d.links],
                 "match_rule": [link.match_rule for link in d.links],
-                "evidence": evidence,
+                "evidence": json.dumps(evidence, sort_keys=True),
             },
         )
     if d.unmatched:
@@ -187,7 +198,7 @@ def write(
                 "snapshot_date": lima_date(anchor),
                 "source_pk": [u.record.source_pk for u in d.unmatched],
                 "reason_code": [u.reason_code for u in d.unmatched],
-                "evidence": [json.dumps(_resolve_temp(u.evidence, key_of), sort_keys=True) for u in d.unmatched],
+                "evidence": json.dumps([_resolve_temp(u.evidence, key_of) for u in d.unmatched], sort_keys=True),
             },
         )
 

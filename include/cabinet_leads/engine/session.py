@@ -131,8 +131,9 @@ class WorkSession:
 
     def exec(self, conn: Connection, sql: str, params: dict | None = None, *, name: str | None = None
              ) -> psycopg.Cursor:
-        """Run one statement on the driver connection, parameters bound in binary (no text escaping
-        of large arrays); rows come back as named tuples. ``name`` (or the statement's start) is
+        """Run one statement on the driver connection, parameters bound (never formatted into the SQL);
+        rows come back in binary, as named tuples. (Arrays of parameters travel as text, escaped
+        element by element: large documents travel better as one JSON array, see insert_links.sql.) ``name`` (or the statement's start) is
         remembered as ``last_statement``: what a statement timeout names."""
         self.statements.n += 1
         self.last_statement = name or " ".join(sql.split())[:60]
