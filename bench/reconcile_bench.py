@@ -337,7 +337,7 @@ def mapped_run(name: str, url: str, engine, anchor: dt.datetime, batch_size: int
     pipe.finish_work(run_id, anchor)
     pipe.end_run(run_id, "success", {})
     lead_ms = [ms for _, part in results for ms in part]
-    print(f"{name} {time.perf_counter() - t0:.1f} s  limbo step {limbo_s:.2f} s ({len(plan)} ranges in processes, "
+    print(f"{name} {time.perf_counter() - t0:.1f} s  limbo step {limbo_s:.2f} s ({len(plan)} range(s) in processes, "
           f"identity lock wait {sum(w for w, _ in results):.2f} s)  identity batches {len(lead_ms)} median "
           f"{pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms", flush=True)
     return limbo_s
