@@ -1,6 +1,6 @@
 """Benchmark of ReconcileCabinetLeadsPipeline.run_reconcile on a synthetic data set (figures only).
 
-    .venv/bin/python bench/reconcile_bench.py --leads 100000 [--seed 42] [--batch-size 500] [--keep]
+    .venv/bin/python bench/reconcile_bench.py --leads 100000 [--seed 42] [--batch-size 500] [--workers 2] [--keep]
 
 Creates a fresh database ``bench_<N>`` (on the embedded server, or on the server of
 ``DATABASE_URL`` with its dbname replaced), migrates it, seeds N leads (in a child process, so the
@@ -14,11 +14,20 @@ pipeline object on an Engine:
 * ``readers``      (optional) the runbook's five SQL statements, the kept distribution and the
                    dashboard page, each the median of three.
 
-One line per phase: wall time, leads/s (processed leads / wall s), lead batches, median and p95
-time per lead batch (a timing wrapper around the pipeline's ``_identity_batch``), median SQL
-statements per lead batch (``pipeline.statements.per_batch``) and the client process's peak RSS
-(``ru_maxrss``, a running maximum over the process's life). A second line gives the runbook stats
-and a third where the time went (limbo snapshots, carry-forward, driver batches, work selection).
+One line per phase: wall time, leads/s (processed leads / wall s), identity batches of leads with
+their median and p95 time (``pipeline.session.timings``: each batch's transaction, from load to
+commit), the record-keys phases' time and records stored, median SQL statements per identity batch
+(``pipeline.statements.per_batch``) and the client process's peak RSS (``ru_maxrss``, a running
+maximum over the process's life). A second line gives the runbook stats and a third where the
+time went (record keys, driver accounts, the limbo step with its ranges and the time they waited
+for the identity lock, limbo snapshots, carry-forward, work selection, funnel state).
+
+``--workers N`` (N > 1): the cold phase runs twice on the same seeded data (re-seeded in between),
+with the limbo backlog as one range and as N ranges in parallel (the CLI's ``reconcile --workers``,
+the DAG's mapped tasks), and a ``parallel:`` line compares the two limbo steps and gives the
+identity lock wait; then twice more as the DAG runs it, its limbo ranges as processes of their own
+(mapped tasks share no interpreter lock), with one range and with N. The later phases run with N
+ranges (threads).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ import psycopg  # noqa: E402
 
 from cabinet_leads import db  # noqa: E402
 from cabinet_leads.engine import changes, funnel_state  # noqa: E402
-from cabinet_leads.pipeline import LEADS, STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
+from cabinet_leads.pipeline import STAT_KEYS, ReconcileCabinetLeadsPipeline  # noqa: E402
 
 # processed, newly_linked, newly_driver_mapped, still_no_candidates, conflicts, errors
 RUNBOOK_KEYS = STAT_KEYS
@@ -175,10 +184,11 @@ def vm_hwm_mb() -> float | None:
     return None
 
 
-def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statement: bool = False) -> dict:
+def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statement: bool = False,
+              workers: int = 1) -> dict:
     pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
     sql_s: dict[str, list[float]] = {}
-    if by_statement:  # time each named SQL file (execute returns once the server is done)
+    if by_statement:  # time each named SQL file (execute returns once the server is done); serial runs only
         orig_run_file = pipe.session.run_file
 
         def timed_run_file(conn, file_name, params=None):
@@ -189,26 +199,8 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
                 sql_s.setdefault(file_name, []).append(time.perf_counter() - t0)
 
         pipe.session.run_file = timed_run_file
-    lead_ms: list[float] = []
-    lead_idx: list[int] = []  # positions in statements.per_batch that belong to lead batches
-    driver_ms: list[float] = []
     parts: dict[str, float] = {}
     restore: list[tuple] = []
-
-    orig_batch = pipe._identity_batch
-
-    def timed_batch(conn, table, ids, run_id, anchor_):
-        t0 = time.perf_counter()
-        result = orig_batch(conn, table, ids, run_id, anchor_)
-        ms = (time.perf_counter() - t0) * 1000
-        if table == LEADS:
-            lead_ms.append(ms)
-            lead_idx.append(len(pipe.statements.per_batch) - 1)
-        else:
-            driver_ms.append(ms)
-        return result
-
-    pipe._identity_batch = timed_batch
 
     def timed(attr: str, label) -> None:
         orig = getattr(pipe, attr, None)
@@ -230,6 +222,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     timed("reconcile_drivers", "drivers")
     timed("select_work_leads", "select")
     timed("alert_metrics", "alerts")
+    timed("_limbo_step", "limbo")
     # the funnel-state steps are engine functions the pipeline calls through their modules
     for module, attr, label in ((changes, "mark_changes", "mark"), (funnel_state, "refresh_marked", "refresh")):
         orig_fn = getattr(module, attr)
@@ -247,7 +240,7 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     hwm_ok = reset_hwm()
     t0 = time.perf_counter()
     try:
-        stats = pipe.run_reconcile(anchor=anchor)
+        stats = pipe.run_reconcile(anchor=anchor, workers=workers)
     finally:
         for module, attr, orig_fn in restore:
             setattr(module, attr, orig_fn)
@@ -255,14 +248,16 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     hwm = vm_hwm_mb() if hwm_ok else None
 
+    timings = pipe.session.timings  # the workers' timings are merged into the run's
+    lead_ms = timings.lead_batch_ms
     per_batch = pipe.statements.per_batch
-    lead_statements = [per_batch[i] for i in lead_idx]
     processed = stats["processed"]
-    stmt = statistics.median(lead_statements) if lead_statements else 0
+    stmt = statistics.median(per_batch) if per_batch else 0
     line = (
-        f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  batches {len(lead_ms)}  "
-        f"batch median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
-        f"statements/batch {stmt:g} (max {max(lead_statements, default=0)})  peak RSS {rss_mb:.0f} MB"
+        f"{name} {wall:.1f} s  leads/s {processed / wall:.0f}  identity batches {len(lead_ms)}  "
+        f"median {pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms  "
+        f"record keys {timings.record_keys_s:.2f} s ({stats.get('record_keys_stored', 0)} stored)  "
+        f"statements/batch {stmt:g} (max {max(per_batch, default=0)})  peak RSS {rss_mb:.0f} MB"
     )
     if hwm is not None:
         line += f" (phase {hwm:.0f} MB)"
@@ -280,14 +275,15 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
     )
     print(f"  stats: {runbook} | {extra}", flush=True)
     batches_s = sum(lead_ms) / 1000
-    other = wall - batches_s - sum(parts.values())
-    drv = f"drivers {parts.get('drivers', 0):.2f} s ({len(driver_ms)} batches)"
+    drv = f"drivers {parts.get('drivers', 0):.2f} s ({len(timings.driver_batch_ms)} batches)"
     print(
-        f"  time: lead batches {batches_s:.2f} s  {drv}  select {parts.get('select', 0):.2f} s  "
+        f"  time: identity batches {batches_s:.2f} s (summed over workers)  record keys {timings.record_keys_s:.2f} s  "
+        f"{drv}  limbo step {parts.get('limbo', 0):.2f} s ({workers} range{'s' if workers > 1 else ''}, identity lock "
+        f"wait {stats['identity_lock_wait_s']:.2f} s)  select {parts.get('select', 0):.2f} s  "
         f"carry_fwd {parts.get('carry_fwd', 0):.2f} s  limbo snapshot before {parts.get('snap_before', 0):.2f} s "
         f"after {parts.get('snap_after', 0):.2f} s  alert metrics {parts.get('alerts', 0):.2f} s  "
         f"mark changes {parts.get('mark', 0):.2f} s  funnel refresh {parts.get('refresh', 0):.2f} s "
-        f"({stats.get('state_refreshed', 0)} leads)  other {other:.2f} s",
+        f"({stats.get('state_refreshed', 0)} leads)",
         flush=True,
     )
     if by_statement:
@@ -298,7 +294,56 @@ def run_phase(name: str, engine, anchor: dt.datetime, batch_size: int, by_statem
                        for k, v in top),
             flush=True,
         )
+    stats["_limbo_s"] = parts.get("limbo", 0.0)
     return stats
+
+
+def _range_child(url: str, batch_size: int, run_id: int, lo: int, hi: int, leads: int, anchor: dt.datetime,
+                 out, ready, go) -> None:
+    from cabinet_leads.pipeline import LeadRange
+
+    engine = db.make_engine(url)
+    try:
+        pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
+        ready.put(1)  # imported and connected: the start-up of a task is not the range's work
+        go.wait()
+        stats = pipe.reconcile_limbo_range(run_id, LeadRange(lo, hi, leads), anchor)
+        out.put((stats["identity_lock_wait_s"], pipe.session.timings.lead_batch_ms))
+    finally:
+        engine.dispose()
+
+
+def mapped_run(name: str, url: str, engine, anchor: dt.datetime, batch_size: int, ranges: int) -> float:
+    """The DAG's run sequence with its limbo ranges as processes (mapped tasks run in processes of
+    their own: no shared interpreter lock); prints one line, returns the limbo step's seconds (from
+    the moment every process has started and connected to the last range's end)."""
+    pipe = ReconcileCabinetLeadsPipeline(engine, batch_size=batch_size, triggered_by="bench")
+    t0 = time.perf_counter()
+    run_id = pipe.begin_run({"bench": name})
+    pipe.reconcile_recent(run_id, anchor)
+    plan = pipe.plan_limbo(anchor, max_ranges=ranges)
+    ctx = multiprocessing.get_context("spawn")
+    queue, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_range_child, args=(url, batch_size, run_id, r.lo, r.hi, r.leads, anchor, queue,
+                                                    ready, go))
+             for r in plan]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get()
+    t1 = time.perf_counter()
+    go.set()
+    results = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    limbo_s = time.perf_counter() - t1
+    pipe.finish_work(run_id, anchor)
+    pipe.end_run(run_id, "success", {})
+    lead_ms = [ms for _, part in results for ms in part]
+    print(f"{name} {time.perf_counter() - t0:.1f} s  limbo step {limbo_s:.2f} s ({len(plan)} range(s) in processes, "
+          f"identity lock wait {sum(w for w, _ in results):.2f} s)  identity batches {len(lead_ms)} median "
+          f"{pct(lead_ms, 0.5):.1f} ms p95 {pct(lead_ms, 0.95):.1f} ms", flush=True)
+    return limbo_s
 
 
 def print_score(url: str) -> None:
@@ -373,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", default="cold,warm,incremental",
                     help="comma-separated phases to run, in order (default cold,warm,incremental); "
                     "readers: time the runbook's five statements and the dashboard page")
+    ap.add_argument("--workers", type=int, default=1, choices=range(1, 9), metavar="N",
+                    help="limbo ranges in parallel (1-8). With N > 1 the cold phase runs twice on the same "
+                         "seeded data, with one range and with N, and prints both and the speed-up")
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args(argv)
 
@@ -414,7 +462,30 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"added {added} new leads in {time.perf_counter() - t0:.1f} s", flush=True)
                 elif phase not in ("cold", "warm"):
                     raise SystemExit(f"unknown phase {phase!r}: choose from cold, warm, incremental, readers")
-                run_phase(phase, engine, anchor, args.batch_size, args.by_statement)
+                if phase == "cold" and args.workers > 1:
+                    one = run_phase("cold (1 range)", engine, anchor, args.batch_size, args.by_statement)
+                    print_score(url)
+                    engine.dispose()
+                    seed_in_child(url, args.leads, args.seed, args.anchor_date)  # the same data again
+                    many = run_phase(f"cold ({args.workers} ranges)", engine, anchor, args.batch_size,
+                                     workers=args.workers)
+                    print_score(url)
+                    print(f"  parallel (reconcile --workers, threads): limbo step {one['_limbo_s']:.2f} s with 1 "
+                          f"range, {many['_limbo_s']:.2f} s with {args.workers} ranges "
+                          f"({one['_limbo_s'] / max(many['_limbo_s'], 1e-9):.2f}x); run {one['seconds']:.2f} s vs "
+                          f"{many['seconds']:.2f} s; identity lock wait {many['identity_lock_wait_s']:.2f} s", flush=True)
+                    # the DAG's mapped tasks: one process per range
+                    limbo = {}
+                    for n in (1, args.workers):
+                        engine.dispose()
+                        seed_in_child(url, args.leads, args.seed, args.anchor_date)
+                        limbo[n] = mapped_run(f"cold mapped ({n} range{'s' if n > 1 else ''})", url, engine, anchor,
+                                              args.batch_size, n)
+                    print(f"  parallel (mapped ranges, processes): limbo step {limbo[1]:.2f} s with 1 range, "
+                          f"{limbo[args.workers]:.2f} s with {args.workers} "
+                          f"({limbo[1] / max(limbo[args.workers], 1e-9):.2f}x)", flush=True)
+                    continue
+                run_phase(phase, engine, anchor, args.batch_size, args.by_statement, workers=args.workers)
                 if phase == "cold":
                     print_score(url)
         finally:

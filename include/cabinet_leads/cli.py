@@ -216,6 +216,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             process_limbo=args.process_limbo,
             limbo_stages=args.limbo_stages,
             dry_run=args.dry_run,
+            workers=args.workers,
         )
     except RunSkipped as exc:
         print(printable(f"cabinet-leads: {exc}"), file=sys.stderr)
@@ -363,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
             extra = {"limbo_stages": ", comma-separated",
                      "run_lock_timeout": f", then exit {EXIT_LOCK_TIMEOUT}; 2h, 90m, 45s also work"}
             _add_run_option(p, param, extra.get(param.name, ""))
+    p.add_argument("--workers", type=_positive("--workers", 1, 8), default=1,
+                   help="work through the limbo backlog as N lead-id ranges in parallel, each on its own "
+                        "connection, as the DAG's mapped tasks do (1-8, default 1)")
     p.add_argument("--skip-if-running", action="store_true",
                    help="when another run is going, exit 0 at once naming it (for cron)")
     p.add_argument("--no-progress", action="store_true",

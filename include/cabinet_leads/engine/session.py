@@ -4,18 +4,24 @@ bound parameters. Shared by every engine module, so none of them needs the pipel
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
+import sqlalchemy.exc
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from cabinet_leads.db import DbLike, raw, read_sql
 
+log = logging.getLogger("cabinet_leads.pipeline")
+
 LEADS = "module_ct_cabinet_leads"
 DRIVERS = "drivers"
+RETRIES = 3  # attempts of a unit of work that lost a race with a concurrent writer
 
 
 @dataclass
@@ -24,6 +30,23 @@ class StatementCounter:
 
     n: int = 0
     per_batch: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Timings:
+    """Where a session's time went, for the benchmark: each identity batch (ms, leads and driver
+    accounts apart), the record-keys phases and the waits for the identity lock (s)."""
+
+    lead_batch_ms: list[float] = field(default_factory=list)
+    driver_batch_ms: list[float] = field(default_factory=list)
+    record_keys_s: float = 0.0
+    identity_lock_wait_s: float = 0.0
+
+    def add(self, other: Timings) -> None:
+        self.lead_batch_ms += other.lead_batch_ms
+        self.driver_batch_ms += other.driver_batch_ms
+        self.record_keys_s += other.record_keys_s
+        self.identity_lock_wait_s += other.identity_lock_wait_s
 
 
 class WorkSession:
@@ -35,6 +58,7 @@ class WorkSession:
         self.db = db
         self.statement_timeout_ms = statement_timeout_ms
         self.statements = StatementCounter()
+        self.timings = Timings()
         self.dry_conn: Connection | None = None
         self.last_statement = ""
         self._sql_cache: dict[str, str] = {}
@@ -110,8 +134,9 @@ class WorkSession:
 
     def exec(self, conn: Connection, sql: str, params: dict | None = None, *, name: str | None = None
              ) -> psycopg.Cursor:
-        """Run one statement on the driver connection, parameters bound in binary (no text escaping
-        of large arrays); rows come back as named tuples. ``name`` (or the statement's start) is
+        """Run one statement on the driver connection, parameters bound (never formatted into the SQL);
+        rows come back in binary, as named tuples. (Arrays of parameters travel as text, escaped
+        element by element: large documents travel better as one JSON array, see insert_links.sql.) ``name`` (or the statement's start) is
         remembered as ``last_statement``: what a statement timeout names."""
         self.statements.n += 1
         self.last_statement = name or " ".join(sql.split())[:60]
@@ -121,3 +146,30 @@ class WorkSession:
     def run_file(self, conn: Connection, name: str, params: dict | None = None) -> psycopg.Cursor:
         """Run ``include/sql/<name>.sql`` with bound parameters."""
         return self.exec(conn, self.sql(name), params, name=name)
+
+
+def with_retries(work: Callable[[], dict]) -> dict:
+    """``work()`` (one transaction), retried with backoff when it lost a race with a concurrent
+    writer: a unique constraint of C0 refused its write, a deadlock, a serialisation failure or a
+    lock timeout. ``retries`` in the returned statistics says how many attempts failed."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            stats = work()
+            stats["retries"] = attempt - 1
+            return stats
+        except sqlalchemy.exc.DBAPIError as exc:
+            retryable = isinstance(
+                exc.orig,
+                psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
+                | psycopg.errors.LockNotAvailable,
+            )
+            if not retryable or attempt == RETRIES:
+                raise
+            log.warning("batch conflicted with a concurrent writer (%s); retrying", type(exc.orig).__name__)
+            time.sleep(0.05 * 2 ** attempt)  # backoff
+    raise AssertionError("unreachable")
+
+
+def chunks(seq: Sequence, size: int) -> Iterator[list]:
+    for start in range(0, len(seq), size):
+        yield list(seq[start : start + size])

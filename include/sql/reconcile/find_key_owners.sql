@@ -1,4 +1,8 @@
 -- Existing owners of the batch's strong keys, with what the matcher needs of each person.
+-- No plan cliff, whatever the statistics say (a cold run grows these tables from nothing): each
+-- lookup is a lateral subquery with a LIMIT, which the planner cannot flatten into a join, so it
+-- stays one primary-key (or person_key) index probe per wanted key instead of a scan of the table.
+-- Each LIMIT 1 reads a unique key (C0.2 for a key value, at most one DOC per person).
 with
 
 wanted as (
@@ -9,15 +13,34 @@ wanted as (
 )
 
 select
-    pk.key_type,
-    pk.key_value,
-    pk.person_key,
+    wanted.key_type,
+    wanted.key_value,
+    o.person_key,
     r.name_folded,
     r.given_name,
     doc.key_value as person_doc
 from wanted
-inner join canon.person_keys as pk
-    on wanted.key_type = pk.key_type and wanted.key_value = pk.key_value
-inner join canon.identity_registry as r on pk.person_key = r.person_key
-left join canon.person_keys as doc
-    on pk.person_key = doc.person_key and doc.key_type = 'DOC'
+cross join
+    lateral (
+        select pk.person_key
+        from canon.person_keys as pk
+        where pk.key_type = wanted.key_type and pk.key_value = wanted.key_value
+        limit 1  -- noqa: AM09
+    ) as o
+cross join
+    lateral (
+        select
+            reg.name_folded,
+            reg.given_name
+        from canon.identity_registry as reg
+        where reg.person_key = o.person_key
+        limit 1  -- noqa: AM09
+    ) as r
+left join
+    lateral (
+        select d.key_value
+        from canon.person_keys as d
+        where d.person_key = o.person_key and d.key_type = 'DOC'
+        limit 1  -- noqa: AM09
+    ) as doc
+    on true

@@ -2,6 +2,8 @@
 -- current updated_at) and current link. Timestamps Python cannot hold are decided here: updated_at
 -- travels as text, and `unrepresentable` names the columns holding such values (INVALID_DATA).
 -- The repeated `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
+-- With `stale_only` (the record-keys phase) only the records whose stored keys are stale come back;
+-- `identity_pending`: keys stored, identity not yet decided.
 select
     d.driver_id as source_pk,
     d.updated_at::text as updated_at,
@@ -25,10 +27,9 @@ select
     left(d.document_number, %(max_len)s) as document_number,
     left(d.license_number, %(max_len)s) as license_number,
     left(d.plate, %(max_len)s) as plate,
-    ops.driver_fingerprint(d) as fingerprint,
-    coalesce(
-        rk.source_updated_at = d.updated_at and rk.source_fingerprint = ops.driver_fingerprint(d), false
-    ) as keys_fresh,
+    f.fingerprint,
+    f.keys_fresh,
+    coalesce(rk.identity_pending, false) as identity_pending,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,
@@ -49,5 +50,15 @@ left join canon.identity_links as link
         link.source_table = 'drivers'
         and d.driver_id = link.source_pk
         and link.source_pk = any(%(keys)s::text[])
-where d.driver_id = any(%(ids)s::text[])
+cross join
+    lateral (
+        select
+            fp.fingerprint,
+            coalesce(rk.source_updated_at = d.updated_at and rk.source_fingerprint = fp.fingerprint, false)
+                as keys_fresh
+        from (select ops.driver_fingerprint(d) as fingerprint) as fp
+    ) as f
+where
+    d.driver_id = any(%(ids)s::text[])
+    and not (%(stale_only)s::boolean and f.keys_fresh)
 order by d.hired_at asc nulls last, d.driver_id asc

@@ -2,6 +2,8 @@
 -- current updated_at) and current link. Timestamps Python cannot hold are decided here: updated_at
 -- travels as text, and `unrepresentable` names the columns holding such values (INVALID_DATA).
 -- The repeated `= any(keys)` keeps each join an index lookup of the batch, whatever the statistics say.
+-- With `stale_only` (the record-keys phase) only the records whose stored keys are stale come back;
+-- `identity_pending`: keys stored, identity not yet decided.
 select
     l.id::text as source_pk,
     l.updated_at::text as updated_at,
@@ -24,10 +26,9 @@ select
     left(l.document_number, %(max_len)s) as document_number,
     left(l.license_number, %(max_len)s) as license_number,
     left(l.plate, %(max_len)s) as plate,
-    ops.lead_fingerprint(l) as fingerprint,
-    coalesce(
-        rk.source_updated_at = l.updated_at and rk.source_fingerprint = ops.lead_fingerprint(l), false
-    ) as keys_fresh,
+    f.fingerprint,
+    f.keys_fresh,
+    coalesce(rk.identity_pending, false) as identity_pending,
     rk.phone as key_phone,
     rk.doc as key_doc,
     rk.license as key_license,
@@ -48,5 +49,15 @@ left join canon.identity_links as link
         link.source_table = 'module_ct_cabinet_leads'
         and l.id::text = link.source_pk
         and link.source_pk = any(%(keys)s::text[])
-where l.id = any(%(ids)s::bigint[])
+cross join
+    lateral (
+        select
+            fp.fingerprint,
+            coalesce(rk.source_updated_at = l.updated_at and rk.source_fingerprint = fp.fingerprint, false)
+                as keys_fresh
+        from (select ops.lead_fingerprint(l) as fingerprint) as fp
+    ) as f
+where
+    l.id = any(%(ids)s::bigint[])
+    and not (%(stale_only)s::boolean and f.keys_fresh)
 order by l.id

@@ -11,20 +11,21 @@ wanted as (
 
 select
     wanted.person_key,
-    (
-        select pk.key_value from canon.person_keys as pk
-        where pk.person_key = wanted.person_key and pk.key_type = 'DOC'
-    ) as doc,
-    coalesce(lic.licenses, '{}') as licenses,
+    pkeys.doc,
+    coalesce(pkeys.licenses, '{}') as licenses,
     coalesce(nm.given_names, '{}') as given_names,
     coalesce(nm.full_names, '{}') as full_names
 from wanted
 cross join
     lateral (
-        select array_agg(pk.key_value order by pk.key_value) as licenses
+        -- one scan of the person's keys by person_key; the key type is a filter, not an index
+        -- condition (unknown statistics once made the planner AND in the primary key's index)
+        select
+            max(pk.key_value) filter (where pk.key_type = 'DOC') as doc,
+            array_agg(pk.key_value order by pk.key_value) filter (where pk.key_type = 'LICENSE') as licenses
         from canon.person_keys as pk
-        where pk.person_key = wanted.person_key and pk.key_type = 'LICENSE'
-    ) as lic
+        where pk.person_key = wanted.person_key
+    ) as pkeys
 cross join
     lateral (  -- noqa: ST05
         select
@@ -35,8 +36,17 @@ cross join
                 rk.given_name,
                 rk.name_folded
             from canon.identity_links as l
-            inner join canon.record_keys as rk
-                on l.source_table = rk.source_table and l.source_pk = rk.source_pk
+            -- a lateral with a LIMIT is never flattened into a join: one primary-key probe per
+            -- link, whatever the statistics say (a cold run grows these tables from nothing)
+            cross join
+                lateral (
+                    select
+                        k.given_name,
+                        k.name_folded
+                    from canon.record_keys as k
+                    where k.source_table = l.source_table and k.source_pk = l.source_pk
+                    limit 1  -- noqa: AM09
+                ) as rk
             where l.person_key = wanted.person_key
             order by rk.given_name, rk.name_folded
             limit 20

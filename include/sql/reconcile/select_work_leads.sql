@@ -3,7 +3,8 @@
 -- of limbo_stages (a lead without kept state counts as NO_IDENTITY), optionally restricted to a lead
 -- id range (one mapped Airflow task). With `full_check` (--full) the scope is every lead of the range.
 -- Needs identity work: never normalised, or changed upstream since (its stored keys are older than
--- its updated_at; with `full_check`, also when its fingerprint differs from the stored one).
+-- its updated_at; with `full_check`, also when its fingerprint differs from the stored one), or its
+-- keys are stored but its identity is not decided yet (identity_pending: a run died in between).
 -- Unlinked, unchanged leads are not re-matched: candidate sets only grow, so an AMBIGUOUS or
 -- NO_CANDIDATES outcome can only change when the lead's own data changes. Everything
 -- else that moves a lead's stage (driver accounts, trips, claims, configuration, deletions) marks
@@ -50,6 +51,7 @@ left join canon.record_keys as rk
     on rk.source_table = 'module_ct_cabinet_leads' and rk.source_pk = scoped.lead_id::text
 where
     rk.source_updated_at is distinct from scoped.updated_at
+    or rk.identity_pending
     -- --full: also a row edited without bumping updated_at
     or (scoped.fingerprint is not null and rk.source_fingerprint is distinct from scoped.fingerprint)
 order by scoped.lead_id

@@ -1,8 +1,10 @@
 -- Store freshly normalised keys (only for records whose source changed). The source's updated_at
--- comes back as the text the load statement sent, so any timestamp round-trips exactly.
+-- comes back as the text the load statement sent, so any timestamp round-trips exactly. The record
+-- then awaits its identity decision (identity_pending, cleared by clear_identity_pending.sql in the
+-- transaction that decides).
 insert into canon.record_keys (
     source_table, source_pk, source_updated_at, source_fingerprint, phone, doc, license, plate,
-    name_folded, given_name, problems, invalid_reason
+    name_folded, given_name, problems, invalid_reason, identity_pending
 )
 select
     %(source_table)s,
@@ -16,7 +18,8 @@ select
     r.name_folded,
     r.given_name,
     r.problems,
-    r.invalid_reason
+    r.invalid_reason,
+    true as identity_pending
 from
     unnest(
         %(source_pk)s::text[],
@@ -46,4 +49,5 @@ on conflict (source_table, source_pk) do update set
     given_name = excluded.given_name,
     problems = excluded.problems,
     invalid_reason = excluded.invalid_reason,
+    identity_pending = true,
     normalised_at = now()
