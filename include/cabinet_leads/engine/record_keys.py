@@ -28,7 +28,6 @@ CHUNK = 5000  # records loaded, normalised and stored per transaction
 # After a phase that stored this many records (a cold run, a big backfill), the tables the identity
 # phase reads are ANALYZEd, so its statements are planned against the data they will meet.
 ANALYZE_AFTER = 20_000
-IDENTITY_TABLES = ("canon.record_keys", "canon.person_keys", "canon.identity_registry", "canon.identity_links")
 
 
 @dataclass
@@ -126,7 +125,7 @@ def analyze(session: WorkSession, conn: Connection) -> None:
     """Fresh statistics for the tables the identity phase reads (owner, or MAINTAIN on PostgreSQL 17+;
     otherwise the server skips a table with a warning and the statements still hold: see their SQL)."""
     with session.tx(conn):
-        session.exec(conn, "analyze " + ", ".join(IDENTITY_TABLES), name="analyze identity tables")
+        session.run_file(conn, "reconcile/analyze_identity_tables")
 
 
 def invalid_reason(m, anchor: dt.datetime) -> str | None:

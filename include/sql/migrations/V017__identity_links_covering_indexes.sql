@@ -2,7 +2,8 @@
 -- (source_table, source_pk, person_key) of them: a lead's person, a person's driver accounts, every
 -- driver link when fingerprinting the driver side of each person (funnel_state/mark_changes.sql).
 -- Both lookups become index-only: the one-link-per-record constraint covers the person, and the
--- person index leads with the source table and covers the record.
+-- person index covers the record (it still leads with person_key: the matcher's person profiles
+-- look a person's links up by person_key alone).
 
 alter table canon.identity_links
 drop constraint identity_links_one_per_record,
@@ -10,4 +11,4 @@ add constraint identity_links_one_per_record unique (source_table, source_pk) in
 
 drop index canon.identity_links_person_idx;
 
-create index identity_links_person_idx on canon.identity_links (source_table, person_key) include (source_pk);
+create index identity_links_person_idx on canon.identity_links (person_key, source_table) include (source_pk);
