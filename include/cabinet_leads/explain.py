@@ -109,7 +109,7 @@ def format_explanation(x: dict) -> str:
         link = x["link"]
         out.append(
             f"  identity: person {link['person_key']} by {link['match_rule']} "
-            f"(run {link['run_id']}, {link['linked_at']:%Y-%m-%d %H:%M})"
+            f"({_link_origin(link)}, {link['linked_at']:%Y-%m-%d %H:%M})"
         )
         out += ["    " + line for line in _evidence_lines(link["evidence"])]
         conflict = x.get("conflict")
@@ -120,6 +120,11 @@ def format_explanation(x: dict) -> str:
                        f"linked to person {ev.get('linked_person')} but its current keys point to {others}; "
                        "the link stays until a reviewer decides")
             out += ["    " + line for line in _evidence_lines(ev)]
+    elif x.get("decisions") and x["decisions"][0]["decision"] in ("dismiss", "unlink"):
+        d = x["decisions"][0]
+        done = "dismissed" if d["decision"] == "dismiss" else f"unlinked from person {d['person_before']}"
+        out.append(f"  identity: not linked: {done} by hand (manual decision {d['decision_id']}); "
+                   "the job leaves it to a reviewer")
     elif x["unmatched"]:
         u = x["unmatched"][0]
         out.append(f"  identity: not linked, {u['reason_code']} (snapshot {u['snapshot_date']}, run {u['run_id']})")
@@ -154,6 +159,13 @@ def format_explanation(x: dict) -> str:
         out.append(f"  worklist: ... and {more['worklist']} more")
     out += _decision_lines(x.get("decisions", []), more.get("decisions"))
     return "\n".join(out)
+
+
+def _link_origin(link: dict) -> str:
+    evidence = link["evidence"] if isinstance(link["evidence"], dict) else {}
+    if link["run_id"] is None and "decision_id" in evidence:
+        return f"manual decision {evidence['decision_id']}"
+    return f"run {link['run_id']}"
 
 
 def _decision_lines(decisions: list[dict], more: int | None) -> list[str]:

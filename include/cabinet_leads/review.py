@@ -133,9 +133,10 @@ class Reviewer:
                 "decided_by": by, "why": why,
             })
             out.decision_id = decision_id
-            # the lead's funnel state and worklist, by the engine's own recompute, in this transaction
+            # the lead's funnel state and worklist, by the engine's own recompute, in this transaction;
+            # the mark stays for the next run, so a run whose recompute read the lead before this
+            # commit and wrote after it is corrected by the next one
             changes.mark_leads(s, conn, [lead_id])
-            s.run_file(conn, "funnel_state/take_marks", {"lo": lead_id, "hi": lead_id, "n": 1})
             s.run_file(conn, "funnel_state/refresh_marked", {"ids": [lead_id], "run_id": None})
         return out
 
@@ -211,7 +212,7 @@ class Reviewer:
         if doc and doc_is_wrong:
             keys.pop("DOC")
             not_attached["DOC"] = {"value": doc, "why": "declared wrong by the reviewer"
-                                   + (f" (the person's DOC is {target.doc})" if target.doc else "")}
+                                   + (f"; the person's DOC is {target.doc}" if target.doc else "")}
         owners = self._owners(conn, keys)
         attached, matched = self._attach(conn, lead_id, person, keys, owners, not_attached)
         self._insert_link(conn, lead_id, person, "MANUAL_LINK", {
@@ -341,7 +342,10 @@ def _hints(r: dict) -> list[str]:
 
 def _commands(r: dict) -> list[str]:
     lead = r["lead_id"]
-    cmds = [f"cabinet-leads resolve {lead} --link {c['person_key']} --why '...'" for c in r["candidates"]]
+    persons = [c["person_key"] for c in r["candidates"]]
+    if r["phone_is_doc_of"] is not None and r["phone_is_doc_of"] not in persons:
+        persons.append(r["phone_is_doc_of"])
+    cmds = [f"cabinet-leads resolve {lead} --link {p} --why '...'" for p in persons]
     cmds += [f"cabinet-leads resolve {lead} --new-person --why '...'",
              f"cabinet-leads resolve {lead} --dismiss --why '...'"]
     return cmds

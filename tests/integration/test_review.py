@@ -3,6 +3,7 @@ Real PostgreSQL, hand-built data, the real pipeline."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import psycopg
@@ -10,6 +11,8 @@ import pytest
 
 from cabinet_leads import ReconcileCabinetLeadsPipeline, db, explain
 from cabinet_leads.review import DecisionRefused, Reviewer, review_queue
+from tests.conftest import ensure_login, with_user
+from tests.integration.test_cli import run_cli
 from tests.integration.test_identity_rules import ANCHOR, add_driver, add_lead, link_of
 
 OPERATOR_LOGIN = "cabinet_leads_test_operator"
@@ -203,6 +206,10 @@ def test_unlink_is_audited_detaches_only_unneeded_keys_and_is_not_rematched(pg, 
     assert pg.execute("select count(*) from canon.person_keys where person_key = %s", (new_person,)).fetchone() == (0,)
     assert stage(pg, 5) == ("NO_IDENTITY", None, False, "NO_IDENTITY")
     verified(world["engine"])
+    with psycopg.connect(pg.info.dsn) as conn:
+        text = explain.format_explanation(explain.explain_lead(conn, 5))
+    assert (f"identity: not linked: unlinked from person {new_person} by hand (manual decision {out.decision_id}); "
+            "the job leaves it to a reviewer") in text
     assert not r.unlink(5, "olga", "again").changed
     with pytest.raises(DecisionRefused, match="lead 3 is not linked: nothing to unlink"):
         r.unlink(3, "olga", "x")
@@ -329,4 +336,110 @@ def test_queue_order_candidates_and_hints(pg, world):
     assert any("landline" in h for h in hints[4])
     assert any("placeholder" in h for h in hints[6])
     assert review_queue(pg, 2)[1] == entries[:2] and review_queue(pg, 2)[0] == 5
-    assert entries[0]["commands"][0] == f"cabinet-leads resolve 1 --link {a} --why '...'"
+    assert entries[0]["commands"][:2] == [f"cabinet-leads resolve 1 --link {p} --why '...'" for p in (a, b)]
+    assert entries[2]["commands"][0] == f"cabinet-leads resolve 3 --link {a} --why '...'"  # the DNI's owner
+
+
+# ---------------------------------------------------------------------- who may decide
+
+
+@pytest.fixture
+def operator_url(db_url, server_url) -> str:
+    return with_user(db_url, ensure_login(server_url, OPERATOR_LOGIN, "cabinet_leads_operator"))
+
+
+def test_decisions_run_as_an_operator_never_as_the_job_or_the_reader(pg, world, operator_url, job_url, reader_url):
+    for url in (job_url, reader_url):
+        engine = db.make_engine(url)
+        try:
+            r = Reviewer(engine)
+            for decide, args in ((r.dismiss, (6,)), (r.unlink, (5,)), (r.link, (2, world["b"])), (r.new_person, (4,))):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    decide(*args, "job", "x")
+        finally:
+            engine.dispose()
+    assert decisions(pg) == [] and link_of(pg, "module_ct_cabinet_leads", 5) is not None
+
+    engine = db.make_engine(operator_url)
+    try:
+        r = Reviewer(engine)
+        assert r.unlink(5, "olga", "wrong").changed
+        assert r.link(2, world["b"], "olga", "called").changed
+        assert r.new_person(4, "olga", "own person").changed
+        assert r.dismiss(6, "olga", "spam").changed
+    finally:
+        engine.dispose()
+    assert {d[6] for d in decisions(pg)} == {OPERATOR_LOGIN}
+    assert pg.execute("select db_user from canon.identity_link_audit").fetchall() == [(OPERATOR_LOGIN,)]
+    verified(world["engine"])
+
+
+def test_the_operator_role_writes_only_what_a_decision_writes(pg):
+    rows = pg.execute(
+        "select format('%I.%I', n.nspname, c.relname), p.privilege_type "
+        "from pg_class as c join pg_namespace as n on c.relnamespace = n.oid "
+        "cross join lateral aclexplode(c.relacl) as p "
+        "where n.nspname in ('public', 'canon', 'ops') and p.grantee = 'cabinet_leads_operator'::regrole "
+        "and p.privilege_type not in ('SELECT', 'USAGE')").fetchall()
+    writes: dict[str, set[str]] = {}
+    for table, privilege in rows:
+        writes.setdefault(table, set()).add(privilege)
+    assert writes == {
+        "canon.identity_links": {"INSERT", "DELETE"},
+        "canon.identity_link_audit": {"INSERT"},
+        "canon.person_keys": {"INSERT", "DELETE"},
+        "canon.identity_registry": {"INSERT"},
+        "ops.manual_decisions": {"INSERT"},
+        "ops.manual_lead_state": {"INSERT", "UPDATE"},
+        "ops.lead_state": {"INSERT", "UPDATE", "DELETE"},
+        "ops.lead_marks": {"INSERT"},
+        "ops.milestone_claim_worklist": {"INSERT", "UPDATE"},
+    }
+    job = pg.execute(
+        "select p.privilege_type from pg_class as c cross join lateral aclexplode(c.relacl) as p "
+        "where c.oid in ('ops.manual_decisions'::regclass, 'ops.manual_lead_state'::regclass) "
+        "and p.grantee = 'cabinet_leads_job'::regrole").fetchall()
+    assert job == [("SELECT",), ("SELECT",)]
+    assert pg.execute("select rolcanlogin from pg_roles where rolname = 'cabinet_leads_operator'").fetchone() == (False,)
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def test_cli_review_resolve_and_explain(pg, world, db_url):
+    a = world["a"]
+    res = run_cli("review", "--json", "--limit", "3", database_url=db_url)
+    assert res.returncode == 0, res.stderr
+    queue = json.loads(res.stdout)
+    assert queue["total"] == 5 and [e["lead_id"] for e in queue["entries"]] == [1, 2, 3]
+    res = run_cli("review", database_url=db_url)
+    assert res.returncode == 0 and "lead 1 (CAB-1) AMBIGUOUS, money at stake" in res.stdout
+    assert f"candidate person {a}: matched PHONE=+51984217563; conflicts DOC {DOC_B} vs {DOC_A}" in res.stdout
+
+    res = run_cli("resolve", "1", "--link", str(a), "--why", "typo", "--by", "ana", database_url=db_url)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.startswith("cabinet-leads: refused: lead 1's DOC") and res.stderr.count("\n") == 1
+    res = run_cli("resolve", "1", "--link", str(a), "--doc-is-wrong", "--why", "typo", "--by", "ana",
+                  database_url=db_url)
+    assert res.returncode == 0, res.stderr
+    (line,) = res.stdout.splitlines()
+    assert line.startswith("decision ") and f"lead 1 linked to person {a}; not attached: DOC={DOC_B}" in line
+    res = run_cli("resolve", "1", "--link", str(a), "--doc-is-wrong", "--why", "typo", "--by", "ana",
+                  database_url=db_url)
+    assert res.returncode == 0 and res.stdout == f"lead 1 is already linked to person {a} (nothing changed)\n"
+    res = run_cli("resolve", "6", "--dismiss", "--why", "spam", "--json", database_url=db_url)
+    assert res.returncode == 0 and json.loads(res.stdout)["changed"] is True
+    res = run_cli("resolve", "99", "--dismiss", "--why", "x", database_url=db_url)
+    assert (res.returncode, res.stderr) == (1, "cabinet-leads: refused: no lead with id 99\n")
+    for args in (("1", "--why", "x"), ("1", "--dismiss", "--unlink", "--why", "x"), ("1", "--dismiss"),
+                 ("x", "--dismiss", "--why", "y"), ("1", "--dismiss", "--doc-is-wrong", "--why", "x"),
+                 ("1", "--link", "two", "--why", "x")):
+        res = run_cli("resolve", *args, database_url=db_url)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, (args, res.stderr)
+
+    res = run_cli("explain", "1", database_url=db_url)
+    assert res.returncode == 0
+    assert "by MANUAL_LINK (manual decision" in res.stdout and "by ana (" in res.stdout and ": typo" in res.stdout
+    res = run_cli("explain", "6", database_url=db_url)
+    assert "manual decision" in res.stdout and ": dismiss by " in res.stdout and "spam" in res.stdout
+    assert [d[:2] for d in decisions(pg)] == [(1, "link"), (6, "dismiss")]

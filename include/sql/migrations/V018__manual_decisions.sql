@@ -73,9 +73,10 @@ grant usage on sequence canon.identity_registry_person_key_seq to cabinet_leads_
 grant insert on ops.manual_decisions to cabinet_leads_operator;
 grant usage on sequence ops.manual_decisions_decision_id_seq to cabinet_leads_operator;
 grant insert, update on ops.manual_lead_state to cabinet_leads_operator;
--- the lead's funnel state and claim worklist, recomputed in the decision's transaction
+-- the lead's funnel state and claim worklist, recomputed in the decision's transaction (the lead is
+-- also marked, for the job's next recompute)
 grant insert, update, delete on ops.lead_state to cabinet_leads_operator;
-grant insert, delete on ops.lead_marks to cabinet_leads_operator;
+grant insert on ops.lead_marks to cabinet_leads_operator;
 grant insert, update on ops.milestone_claim_worklist to cabinet_leads_operator;
 -- the views (re-created after the migrations) and what later migrations create: readable
 alter default privileges in schema canon, ops
