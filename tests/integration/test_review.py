@@ -176,7 +176,11 @@ def test_new_person_keeps_shared_keys_with_their_owner(pg, world):
 
 def test_dismiss_shows_as_a_flag_and_stays_out_of_the_queue(pg, world):
     r = world["reviewer"]
+    week = ("select limbo_no_identity, dismissed from ops.v_cabinet_14d_funnel_audit_weekly "
+            "where week_start = '2026-03-02'")
+    assert pg.execute(week).fetchone() == (2, 0)  # leads 4 and 6
     out = r.dismiss(6, "eva", "test sign-up")
+    assert pg.execute(week).fetchone() == (2, 1)  # still without identity, now counted as dismissed
     assert out.changed and out.message == "lead 6 dismissed"
     assert stage(pg, 6) == ("NO_IDENTITY", None, True, "NO_IDENTITY")
     assert pg.execute("select count(*) from ops.v_cabinet_leads_limbo where dismissed").fetchone() == (1,)

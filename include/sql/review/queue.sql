@@ -19,7 +19,8 @@ outcomes as (
         u.snapshot_date
     from canon.identity_unmatched as u
     where u.source_table = 'module_ct_cabinet_leads'
-    order by u.source_pk asc, u.snapshot_date desc, u.recorded_at desc
+    -- the primary key's order, read backwards: the newest snapshot of each record first
+    order by u.source_pk desc, u.snapshot_date desc
 ),
 
 wanted as (
