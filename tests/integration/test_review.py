@@ -447,3 +447,14 @@ def test_cli_review_resolve_and_explain(pg, world, db_url):
     res = run_cli("explain", "6", database_url=db_url)
     assert "manual decision" in res.stdout and ": dismiss by " in res.stdout and "spam" in res.stdout
     assert [d[:2] for d in decisions(pg)] == [(1, "link"), (6, "dismiss")]
+
+
+def test_cli_resolve_as_the_operator_and_refused_to_the_job(pg, world, operator_url, job_url):
+    res = run_cli("resolve", "6", "--dismiss", "--why", "spam", "--by", "olga", database_url=job_url)
+    assert res.returncode == 1 and res.stderr.startswith("cabinet-leads: error: permission denied")
+    assert res.stderr.count("\n") == 1 and decisions(pg) == []
+    res = run_cli("resolve", "6", "--dismiss", "--why", "spam", "--by", "olga", database_url=operator_url)
+    assert res.returncode == 0, res.stderr
+    res = run_cli("review", "--json", database_url=operator_url)
+    assert res.returncode == 0 and 6 not in [e["lead_id"] for e in json.loads(res.stdout)["entries"]]
+    assert decisions(pg) == [(6, "dismiss", None, None, "olga", "spam", OPERATOR_LOGIN)]
