@@ -458,3 +458,21 @@ def test_cli_resolve_as_the_operator_and_refused_to_the_job(pg, world, operator_
     res = run_cli("review", "--json", database_url=operator_url)
     assert res.returncode == 0 and 6 not in [e["lead_id"] for e in json.loads(res.stdout)["entries"]]
     assert decisions(pg) == [(6, "dismiss", None, None, "olga", "spam", OPERATOR_LOGIN)]
+
+
+def test_a_batch_chosen_before_a_decision_leaves_the_decision_alone(pg, world):
+    """The job chose its work before the reviewer dismissed a lead; its batch decides under the
+    identity lock, which decisions take too, and leaves the dismissed lead alone."""
+    from cabinet_leads.engine import linking
+    from cabinet_leads.engine.session import LEADS, WorkSession
+    from cabinet_leads.params import HOT_KEY_LIMIT
+
+    # leads 3 and 4 now carry A's phone and A's names: a batch links them through the phone
+    pg.execute("update public.module_ct_cabinet_leads set phone = '984217563', updated_at = now() where id in (3, 4)")
+    world["reviewer"].dismiss(4, "eva", "duplicate of lead 3")
+    session = WorkSession(world["engine"])
+    with session.connect() as conn:
+        stats = linking.identity_batch(session, conn, LEADS, [3, 4], 0, ANCHOR, hot_key_limit=HOT_KEY_LIMIT.default)
+    assert stats["newly_linked"] == 1
+    assert link_of(pg, "module_ct_cabinet_leads", 3)[:2] == (world["a"], "MATCH_PHONE")
+    assert link_of(pg, "module_ct_cabinet_leads", 4) is None
