@@ -336,7 +336,7 @@ def _hints(r: dict) -> list[str]:
         else:
             hints.append(problem)
     if r["reason_code"] == "NO_CANDIDATES" and not (r["phone"] or r["doc"] or r["license"]):
-        hints.append("no valid strong key: only a new sign-up, a fix upstream or a dismissal resolves it")
+        hints.append("no valid strong key: the job cannot match it; link it by hand, fix it upstream or dismiss it")
     return hints
 
 

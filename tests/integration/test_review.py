@@ -412,6 +412,8 @@ def test_the_operator_role_writes_only_what_a_decision_writes(pg):
 
 def test_cli_review_resolve_and_explain(pg, world, db_url):
     a = world["a"]
+    res = run_cli("--help")
+    assert "    review " in res.stdout and "    resolve " in res.stdout
     res = run_cli("review", "--json", "--limit", "3", database_url=db_url)
     assert res.returncode == 0, res.stderr
     queue = json.loads(res.stdout)
