@@ -148,6 +148,22 @@ def _positive(name: str, low: int = 1, high: int | None = None) -> Callable[[str
     return parse
 
 
+def _said(name: str) -> Callable[[str], str]:
+    """A --why/--by text: something said, at most review.MAX_TEXT characters."""
+
+    def parse(value: str) -> str:
+        from cabinet_leads.review import MAX_TEXT
+
+        text = value.strip()
+        if not text:
+            raise argparse.ArgumentTypeError(f"{name} must not be empty")
+        if len(text) > MAX_TEXT:
+            raise argparse.ArgumentTypeError(f"{name} is {len(text)} characters long (limit {MAX_TEXT})")
+        return text
+
+    return parse
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -262,6 +278,48 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(explain.to_json(found))
     else:  # names and ids are upstream data: escape what a terminal would obey
         print(printable(explain.format_explanation(_printable_data(found)), keep="\n"))
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from cabinet_leads import review
+
+    with psycopg.connect(db.libpq_url(_checked_url())) as conn:
+        total, entries = review.review_queue(conn, args.limit)
+    if args.json:
+        print(json.dumps({"total": total, "entries": entries}, default=str, indent=2))
+    else:  # names and ids are upstream data: escape what a terminal would obey
+        print(printable(review.format_queue(total, _printable_data(entries)), keep="\n"))
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    import getpass
+
+    from cabinet_leads import review
+
+    if args.doc_is_wrong and args.link is None:
+        raise UsageError("--doc-is-wrong goes with --link only")
+    by = args.by
+    if by is None:
+        try:
+            by = getpass.getuser()
+        except (KeyError, OSError):
+            raise UsageError("--by is required (no login name to default to)") from None
+    reviewer = review.Reviewer(db.make_engine(_checked_url()))
+    try:
+        if args.link is not None:
+            out = reviewer.link(args.lead_id, args.link, by, args.why, doc_is_wrong=args.doc_is_wrong)
+        elif args.new_person:
+            out = reviewer.new_person(args.lead_id, by, args.why)
+        elif args.dismiss:
+            out = reviewer.dismiss(args.lead_id, by, args.why)
+        else:
+            out = reviewer.unlink(args.lead_id, by, args.why)
+    except review.DecisionRefused as exc:
+        return _fail(f"refused: {_one_line(exc)}", 1)
+    text = f"decision {out.decision_id}: {out.message}" if out.changed else out.message
+    _emit(args, out.as_dict(), text)
     return 0
 
 
@@ -389,6 +447,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", parents=[common], help="why a lead is in its stage: links, keys, trips, claims")
     p.add_argument("lead_id", type=_positive("LEAD_ID"), metavar="LEAD_ID")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("review", parents=[common],
+                       help="the review queue: AMBIGUOUS and stuck leads with their candidates, most at stake first")
+    p.add_argument("--limit", type=_positive("--limit", 1, 10_000), default=20, help="entries to show (default 20)")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("resolve", parents=[common],
+                       help="a reviewer's decision on a lead (audited, one transaction; as an operator, not the job)")
+    p.add_argument("lead_id", type=_positive("LEAD_ID"), metavar="LEAD_ID")
+    action = p.add_mutually_exclusive_group(required=True)
+    action.add_argument("--link", type=_positive("--link PERSON"), metavar="PERSON",
+                        help="link the lead to this person (its free keys attach)")
+    action.add_argument("--new-person", action="store_true", help="the lead becomes a person of its own")
+    action.add_argument("--dismiss", action="store_true", help="spam, test sign-up, duplicate: out of the queue")
+    action.add_argument("--unlink", action="store_true", help="undo a wrong link (audited)")
+    p.add_argument("--why", required=True, type=_said("--why"), help="why (recorded with the decision)")
+    p.add_argument("--by", default=None, type=_said("--by"), help="who decides (default: your login name)")
+    p.add_argument("--doc-is-wrong", action="store_true",
+                   help="with --link: the lead's DOC is wrong (it is not attached) and does not block the link")
+    p.set_defaults(func=cmd_resolve)
 
     p = sub.add_parser("report", parents=[common], help="write the funnel dashboard as one self-contained HTML file")
     p.add_argument("--html", required=True, metavar="FILE", help="where to write the page")

@@ -217,6 +217,8 @@ DERIVED_TABLES = (
     "ops.person_inputs",
     "ops.funnel_inputs",
     "ops.alert_state",
+    "ops.manual_decisions",
+    "ops.manual_lead_state",
 )
 KEPT_TABLES = ("ops.schema_migrations", "ops.schema_views", "ops.milestone_config")
 

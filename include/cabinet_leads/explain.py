@@ -40,7 +40,8 @@ def explain_lead(conn, lead_id: int) -> dict | None:
         return None
     lead = {k: clip(v) for k, v in found[0].items()}
     out: dict = {"lead": lead, "link": None, "unmatched": [], "person_keys": [], "driver_accounts": [],
-                 "claims": [], "worklist": _rows(conn, "worklist", lead_id=lead_id)}
+                 "claims": [], "worklist": _rows(conn, "worklist", lead_id=lead_id),
+                 "decisions": _rows(conn, "decisions", lead_id=lead_id)}
     links = _rows(conn, "link", lead_id=lead_id)
     out["unmatched"] = _rows(conn, "unmatched", lead_id=lead_id)
     out["conflict"] = None
@@ -56,7 +57,7 @@ def explain_lead(conn, lead_id: int) -> dict | None:
         out["person_keys"] = _rows(conn, "person_keys", person_key=person)
         out["driver_accounts"] = _rows(conn, "driver_accounts", person_key=person, lead_date=lead["lead_date"])
         out["claims"] = _rows(conn, "claims", person_key=person)
-    out["more"] = {name: _more(out[name]) for name in ("person_keys", "driver_accounts", "claims", "worklist")}
+    out["more"] = {name: _more(out[name]) for name in ("person_keys", "driver_accounts", "claims", "worklist", "decisions")}
     return out
 
 
@@ -108,7 +109,7 @@ def format_explanation(x: dict) -> str:
         link = x["link"]
         out.append(
             f"  identity: person {link['person_key']} by {link['match_rule']} "
-            f"(run {link['run_id']}, {link['linked_at']:%Y-%m-%d %H:%M})"
+            f"({_link_origin(link)}, {link['linked_at']:%Y-%m-%d %H:%M})"
         )
         out += ["    " + line for line in _evidence_lines(link["evidence"])]
         conflict = x.get("conflict")
@@ -119,6 +120,11 @@ def format_explanation(x: dict) -> str:
                        f"linked to person {ev.get('linked_person')} but its current keys point to {others}; "
                        "the link stays until a reviewer decides")
             out += ["    " + line for line in _evidence_lines(ev)]
+    elif x.get("decisions") and x["decisions"][0]["decision"] in ("dismiss", "unlink"):
+        d = x["decisions"][0]
+        done = "dismissed" if d["decision"] == "dismiss" else f"unlinked from person {d['person_before']}"
+        out.append(f"  identity: not linked: {done} by hand (manual decision {d['decision_id']}); "
+                   "the job leaves it to a reviewer")
     elif x["unmatched"]:
         u = x["unmatched"][0]
         out.append(f"  identity: not linked, {u['reason_code']} (snapshot {u['snapshot_date']}, run {u['run_id']})")
@@ -151,7 +157,34 @@ def format_explanation(x: dict) -> str:
         out.append(f"  worklist: milestone {w['milestone']} reached {w['reached_on']} on {clip(w['driver_id'])}: {state}")
     if more.get("worklist"):
         out.append(f"  worklist: ... and {more['worklist']} more")
+    out += _decision_lines(x.get("decisions", []), more.get("decisions"))
     return "\n".join(out)
+
+
+def _link_origin(link: dict) -> str:
+    evidence = link["evidence"] if isinstance(link["evidence"], dict) else {}
+    if link["run_id"] is None and "decision_id" in evidence:
+        return f"manual decision {evidence['decision_id']}"
+    return f"run {link['run_id']}"
+
+
+def _decision_lines(decisions: list[dict], more: int | None) -> list[str]:
+    """The manual decisions on the lead (cabinet_leads.review), newest first, with who and why."""
+    out = []
+    for d in decisions:
+        persons = {"link": f" to person {d['person_after']}", "new_person": f": person {d['person_after']}",
+                   "unlink": f" from person {d['person_before']}"}.get(d["decision"], "")
+        out.append(f"  manual decision {d['decision_id']}: {d['decision']}{persons} by {clip(d['decided_by'])} "
+                   f"({d['db_user']}) at {d['decided_at']:%Y-%m-%d %H:%M %Z}: {clip(d['why'], 300)}")
+        for label, keys in (("keys attached", d["keys_attached"]), ("keys detached", d["keys_detached"]),
+                            ("keys left in place", d["keys_not_attached"])):
+            if keys:
+                out.append(f"    {label}: " + ", ".join(
+                    f"{k}={v['value']} ({v.get('why', '')})" if isinstance(v, dict) else f"{k}={v}"
+                    for k, v in keys.items()))
+    if more:
+        out.append(f"  manual decisions: ... and {more} more")
+    return out
 
 
 def _and_more(n: int | None) -> str:

@@ -58,6 +58,8 @@ def identity_batch(
         hot = hot_keys(session, conn, wanted, hot_key_limit)
         # then the decision and its writes, one batch at a time: the lock is held to the commit
         waited = lock_identity(session, conn)
+        if table == LEADS:
+            records = without_held(session, conn, records)
         decisions = decide(session, conn, records, linked, wanted, hot)
         write(session, conn, table, decisions, run_id, anchor)
 
@@ -91,6 +93,17 @@ def lock_identity(session: WorkSession, conn: Connection) -> float:
     started = time.perf_counter()
     session.exec(conn, "select pg_advisory_xact_lock(%(k)s)", {"k": IDENTITY_LOCK_KEY}, name="wait for the identity lock")
     return time.perf_counter() - started
+
+
+def without_held(session: WorkSession, conn: Connection, records: list[identity.Record]) -> list[identity.Record]:
+    """``records`` less the leads a reviewer dismissed or unlinked by hand since the batch was chosen
+    (issue 11: the job never overrides a manual decision). Read under the identity lock, which the
+    decisions (:mod:`cabinet_leads.review`) take too; select_work_leads.sql leaves such leads out before."""
+    if not records:
+        return records
+    held = {r.source_pk for r in session.run_file(conn, "reconcile/held_leads",
+                                                    {"source_pk": [r.source_pk for r in records]})}
+    return [r for r in records if r.source_pk not in held] if held else records
 
 
 def hot_keys(session: WorkSession, conn: Connection, wanted: list[tuple[str, str]], hot_key_limit: int

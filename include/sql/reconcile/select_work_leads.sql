@@ -9,6 +9,9 @@
 -- NO_CANDIDATES outcome can only change when the lead's own data changes. Everything
 -- else that moves a lead's stage (driver accounts, trips, claims, configuration, deletions) marks
 -- the lead instead (funnel_state/mark_changes.sql), and its state is recomputed without identity work.
+-- A reviewer's standing decision is never overridden (issue 11, cabinet_leads.review): a lead dismissed
+-- or unlinked by hand gets no identity work until a reviewer decides again (a linked lead, manual or
+-- not, is never re-matched anyway).
 with
 
 params as (
@@ -31,8 +34,11 @@ scoped as (
     from public.module_ct_cabinet_leads as l
     cross join params as p
     left join ops.lead_state as s on l.id = s.lead_id
+    left join ops.manual_lead_state as m on l.id = m.lead_id
     where
         l.id between p.lo and p.hi
+        and m.decision is distinct from 'dismiss'
+        and m.decision is distinct from 'unlink'
         and (
             (
                 p.process_recent

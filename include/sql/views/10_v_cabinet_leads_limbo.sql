@@ -120,19 +120,25 @@ funnel as (
 )
 
 select
-    lead_id,
-    external_id,
-    lead_created_at,
-    lead_date,
-    date_trunc('week', lead_date)::date as week_start,
-    ops.funnel_stage(person_key, driver_id, trips_14d, cardinality(milestones_unclaimed)) as limbo_stage,
-    person_key,
-    driver_id,
-    trips_14d::integer as trips_14d,
-    driver_accounts::integer as driver_accounts,
-    milestones_reached,
-    milestones_unclaimed
-from funnel;
+    funnel.lead_id,
+    funnel.external_id,
+    funnel.lead_created_at,
+    funnel.lead_date,
+    date_trunc('week', funnel.lead_date)::date as week_start,
+    ops.funnel_stage(
+        funnel.person_key, funnel.driver_id, funnel.trips_14d, cardinality(funnel.milestones_unclaimed)
+    ) as limbo_stage,
+    funnel.person_key,
+    funnel.driver_id,
+    funnel.trips_14d::integer as trips_14d,
+    funnel.driver_accounts::integer as driver_accounts,
+    funnel.milestones_reached,
+    funnel.milestones_unclaimed,
+    -- a reviewer dismissed the lead (spam, test sign-up, duplicate): out of limbo as a flag, its
+    -- stage stays what the data says (cabinet_leads.review; ops.manual_lead_state)
+    coalesce(d.decision = 'dismiss', false) as dismissed
+from funnel
+left join ops.manual_lead_state as d on funnel.lead_id = d.lead_id;
 
 comment on view ops.v_cabinet_leads_limbo is
 'One row per cabinet lead with its funnel stage (NO_IDENTITY, NO_DRIVER, NO_TRIPS_14D, TRIPS_NO_CLAIM, OK).';

@@ -93,7 +93,12 @@ select
     trips_14d::integer as trips_14d,
     driver_accounts::integer as driver_accounts,
     milestones_reached,
-    milestones_unclaimed
+    milestones_unclaimed,
+    -- issue 11: a reviewer dismissed the lead (the flag only; the stage is the data's)
+    exists (
+        select 1 from ops.manual_lead_state as d
+        where d.lead_id = funnel.lead_id and d.decision = 'dismiss'
+    ) as dismissed
 from funnel;
 
 create temporary view milestones_reference as
