@@ -6,13 +6,14 @@ transaction that
 - serialises with the job's identity batches and with other decisions (the engine's identity
   advisory lock, so two decisions on one lead never both win, and a decision never races a batch
   for a key),
-- re-reads the lead, checks the C0 rules and refuses with one line (:class:`DecisionRefused`),
+- re-reads the lead (its keys through the job's own loader, ``engine.record_keys.load``: stored when
+  current, else normalised now with the same guards against hostile rows), checks the C0 rules and refuses with one line (:class:`DecisionRefused`),
 - writes the link, person and keys (C0.2: a key owned by another person is never attached, the
   decision says so; C0.1: an unlink is the audited manual action the guard on the links allows),
 - records the decision (``ops.manual_decisions``: who, why, person before and after, keys attached,
   detached or left where they were) and the lead's standing decision (``ops.manual_lead_state``),
 - recomputes the lead's funnel state and claim worklist with the engine's own set-based statement
-  (``funnel_state/refresh_marked.sql``).
+  (``engine.funnel_state.recompute``).
 
 The same decision twice changes nothing the second time and says so (``Outcome.changed`` false).
 The job never overrides a decision: a linked lead is never re-matched, and a lead dismissed or
@@ -26,6 +27,7 @@ refuses it the manual action).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -33,18 +35,14 @@ from psycopg.rows import dict_row
 from sqlalchemy.engine import Connection
 
 from cabinet_leads.db import DbLike, read_sql
-from cabinet_leads.engine import changes
-from cabinet_leads.engine.linking import IDENTITY_LOCK_KEY
+from cabinet_leads.engine import changes, funnel_state, linking, record_keys
 from cabinet_leads.engine.session import LEADS, WorkSession
-from cabinet_leads.normalize import name_similarity, normalize_record
+from cabinet_leads.normalize import name_similarity
 
 DECISIONS = ("link", "new_person", "dismiss", "unlink")
 MAX_TEXT = 500  # --by and --why
 MAX_CHARS = 120  # raw text shown in the queue
 MAX_CLAIMS = 20  # claims shown per candidate
-KEY_COLUMNS = (("PHONE", "phone"), ("DOC", "doc"), ("LICENSE", "license"))
-
-
 class DecisionRefused(ValueError):
     """A decision that would break C0, or names what does not exist: one line for the reviewer."""
 
@@ -117,7 +115,7 @@ class Reviewer:
         by, why = _text(by, "--by"), _text(why, "--why")
         s = self.session
         with s.connect() as conn, s.tx(conn, bookkeeping=True):  # durable, no job statement limit
-            s.exec(conn, "select pg_advisory_xact_lock(%(k)s)", {"k": IDENTITY_LOCK_KEY}, name="identity lock")
+            linking.lock_identity(s, conn)
             row = s.run_file(conn, "review/lead", {"lead_id": lead_id}).fetchone()
             if row is None:
                 raise DecisionRefused(f"no lead with id {lead_id}")
@@ -137,19 +135,15 @@ class Reviewer:
             # the mark stays for the next run, so a run whose recompute read the lead before this
             # commit and wrote after it is corrected by the next one
             changes.mark_leads(s, conn, [lead_id])
-            s.run_file(conn, "funnel_state/refresh_marked", {"ids": [lead_id], "run_id": None})
+            funnel_state.recompute(s, conn, [lead_id], run_id=None)
         return out
 
-    def _keys(self, row) -> tuple[dict[str, str], str, str]:
-        """The lead's valid strong keys and folded names: the job's stored ones when current, else
-        normalised now from the row (a held lead's stored keys are not refreshed by the job)."""
-        if row.keys_fresh:
-            keys = {k: getattr(row, col) for k, col in KEY_COLUMNS if getattr(row, col)}
-            return ({} if row.invalid_reason else keys), row.name_folded or "", row.given_name or ""
-        nk = normalize_record(row.first_name, row.last_name, row.raw_phone, row.document_number,
-                              row.license_number, row.plate)
-        keys = {k: getattr(nk, col) for k, col in KEY_COLUMNS if getattr(nk, col)}
-        return ({} if nk.invalid_reason else keys), nk.name or "", nk.given_name or ""
+    def _keys(self, conn: Connection, lead_id: int) -> tuple[dict[str, str], str, str]:
+        """The lead's valid strong keys and folded names as the job sees them (its loader: the stored
+        keys when current, else normalised now, with the same guards against hostile rows)."""
+        [loaded] = record_keys.load(self.session, conn, LEADS, [lead_id], dt.datetime.now(dt.UTC))
+        rec = linking.to_record(loaded)
+        return ({} if rec.invalid_reason else dict(rec.keys)), rec.name, rec.given_name
 
     def _owners(self, conn: Connection, keys: dict[str, str]) -> dict[str, int]:
         if not keys:
@@ -202,7 +196,7 @@ class Reviewer:
                            "(nothing changed)", person_before=person, person_after=person)
         if row.linked_person is not None:
             self._refuse_linked(row, "unlink it first (cabinet-leads resolve --unlink)")
-        keys, _name, _given = self._keys(row)
+        keys, _name, _given = self._keys(conn, lead_id)
         not_attached: dict = {}
         doc = keys.get("DOC")
         if doc and target.doc and doc != target.doc and not doc_is_wrong:
@@ -232,7 +226,7 @@ class Reviewer:
                                f"{row.linked_person} of its own (nothing changed)",
                                person_before=row.linked_person, person_after=row.linked_person)
             self._refuse_linked(row, "unlink it first (cabinet-leads resolve --unlink)")
-        keys, name, given = self._keys(row)
+        keys, name, given = self._keys(conn, lead_id)
         person = self.session.run_file(conn, "review/insert_person",
                                        {"name_folded": name, "given_name": given}).fetchone().person_key
         not_attached: dict = {}

@@ -478,3 +478,15 @@ def test_a_batch_chosen_before_a_decision_leaves_the_decision_alone(pg, world):
     assert stats["newly_linked"] == 1
     assert link_of(pg, "module_ct_cabinet_leads", 3)[:2] == (world["a"], "MATCH_PHONE")
     assert link_of(pg, "module_ct_cabinet_leads", 4) is None
+
+
+def test_a_decision_reads_the_lead_through_the_jobs_loader_and_its_guards(pg, world):
+    """A lead edited upstream into a hostile row (a creation time no client can hold) is read as the
+    job reads it: INVALID_DATA, so its new licence is not attached, whatever the row's other fields."""
+    r, b = world["reviewer"], world["b"]
+    pg.execute("update public.module_ct_cabinet_leads set license_number = 'Z4861537', "
+               "lead_created_at = 'infinity', updated_at = now() where id = 4")
+    out = r.link(4, b, "luis", "known in person")
+    assert out.changed and out.keys_attached == {} and out.keys_not_attached == {}
+    assert pg.execute("select count(*) from canon.person_keys where key_value = 'Z4861537'").fetchone() == (0,)
+    verified(world["engine"])

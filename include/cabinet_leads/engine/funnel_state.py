@@ -32,10 +32,16 @@ def refresh_marked(
                 # a big backlog (a cold run): the tables it filled have stale statistics (V015)
                 session.run_file(conn, "funnel_state/analyze_written")
             first = False
-            moved = session.run_file(conn, "funnel_state/refresh_marked", {"ids": ids, "run_id": run_id}).fetchone()
+            moved = recompute(session, conn, ids, run_id=run_id)
         stats["state_refreshed"] += len(ids)
         for key in ("newly_driver_mapped", "worklist_opened", "worklist_resolved", "worklist_closed"):
-            stats[key] += getattr(moved, key)
+            stats[key] += moved[key]
+
+
+def recompute(session: WorkSession, conn: Connection, lead_ids: list[int], *, run_id: int | None) -> dict[str, int]:
+    """Recompute the kept state and worklist of ``lead_ids`` from the live definition, one set-based
+    statement inside the caller's transaction; what moved (``funnel_state/refresh_marked.sql``)."""
+    return session.run_file(conn, "funnel_state/refresh_marked", {"ids": lead_ids, "run_id": run_id}).fetchone()._asdict()
 
 
 @dataclass(frozen=True)
