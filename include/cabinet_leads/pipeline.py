@@ -38,7 +38,6 @@ from cabinet_leads.db import DbLike, read_sql
 from cabinet_leads.engine import changes, funnel_state, linking, record_keys, runs
 from cabinet_leads.engine.linking import IDENTITY_LOCK_KEY, lima_date
 from cabinet_leads.engine.progress import Progress
-from cabinet_leads.engine.record_keys import invalid_reason, normalise_row
 from cabinet_leads.engine.runs import (
     EXTRA_KEYS,
     RUN_LOCK_KEY,
@@ -526,7 +525,5 @@ __all__ = [
     "add_stats",
     "chunks",
     "empty_stats",
-    "invalid_reason",
     "lima_date",
-    "normalise_row",
 ]
